@@ -1,0 +1,2 @@
+"""Detection tasks: DetNAS (one-shot backbone search) and the shared mmdet glue."""
+from detection import detnas, metrics, one_shot  # noqa: F401  (registers components)

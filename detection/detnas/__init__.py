@@ -1,0 +1,3 @@
+from detection.detnas.space import DetNASSpace
+
+__all__ = ['DetNASSpace']

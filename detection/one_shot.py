@@ -1,0 +1,191 @@
+"""One-shot evaluation of backbone candidates inside an mmdet detector.
+
+The supernet is trained inside the detector with mmengine's Runner, one
+uniform path per iteration. A candidate inherits the supernet weights, its
+BN statistics are recalibrated on training batches, and it is scored by COCO
+bbox mAP (mmdet's CocoMetric over pycocotools) on a split held out from
+training.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import itertools
+import time
+from pathlib import Path
+
+import torch
+from mmengine.config import Config
+from mmengine.evaluator import Evaluator
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+
+from detection.data import build_full_split_loader, check_dataset_paths
+from mmdet.registry import METRICS
+from nas_tasks import dist
+from nas_tasks.builder import build_component
+from nas_tasks.checkpoint import atomic_torch_save, safe_torch_load
+from nas_tasks.constraints import ResourceConstraint, sample_within
+from nas_tasks.errors import NasError
+from nas_tasks.estimators.base import Arch, Estimator
+from nas_tasks.estimators.bn_recalibration import recalibrate_batch_norm
+from nas_tasks.estimators.path_sampling import UniformPathHook, resolve_submodule
+from nas_tasks.registry import COST_MODELS, ESTIMATORS
+from nas_tasks.result import Result
+from nas_tasks.seeding import seed_everything, seed_for
+from nas_tasks.space import CategoricalSpace
+
+SUPERNET_WEIGHTS = 'supernet_final.pth'
+SUBNET_WEIGHTS = 'best_subnet.pth'
+# Keys of a search config that are not part of the mmengine Runner config.
+SEARCH_KEYS = ('search_space', 'strategy', 'estimator', 'search')
+
+
+@ESTIMATORS.register_module()
+class OneShotDetectionEstimator(Estimator):
+    """Scores backbone architectures with weights inherited from a detection supernet.
+
+    Args:
+        space: the backbone search space.
+        config: the whole search config; everything but the search keys is
+            an mmdet training config (model, dataloaders, optimizer, schedule).
+        seed: seeds supernet path sampling and per-candidate evaluation.
+        cost_model: config of a registered COST_MODELS entry giving FLOPs and
+            params of an arch.
+        supernet_path: dotted path of the supernet inside the detector.
+        supernet_sampling: optional limits (``dict(flops=dict(min=, max=))``)
+            for the paths trained in the supernet.
+        bn_recalibration_batches: training batches used to re-estimate BN
+            statistics of each candidate.
+        score_key: the metric that ranks candidates.
+    """
+
+    def __init__(self, space: CategoricalSpace, config: Config, cost_model: dict, seed: int = 0,
+                 supernet_path: str = 'backbone', supernet_sampling: dict | None = None,
+                 bn_recalibration_batches: int = 8, score_key: str = 'bbox_mAP_precise'):
+        self.space = space
+        self.runner_cfg = Config({k: v for k, v in config.to_dict().items() if k not in SEARCH_KEYS})
+        self.seed = seed
+        self.cost_model = build_component(COST_MODELS, cost_model, 'estimator.cost_model')
+        self.supernet_path = supernet_path
+        self.supernet_constraint = ResourceConstraint(self.costs, supernet_sampling)
+        self.bn_recalibration_batches = bn_recalibration_batches
+        self.score_key = score_key
+        for split in ('train_dataloader', 'val_dataloader'):
+            if self.runner_cfg.get(split) is None:
+                raise NasError(f'the config has no {split}; a one-shot detection search needs '
+                               'a training split and a held-out split')
+            check_dataset_paths(self.runner_cfg[split]['dataset'], split.split('_')[0])
+        self.runner: Runner | None = None
+
+    # -- shared weights --------------------------------------------------------
+    def train_shared(self, work_dir: Path, resume: bool) -> None:
+        supernet_dir = Path(work_dir) / 'supernet'
+        final_weights = supernet_dir / SUPERNET_WEIGHTS
+        self.runner = self._build_runner(supernet_dir, resume and not final_weights.exists())
+        if final_weights.exists():
+            self.model.load_state_dict(safe_torch_load(final_weights))
+            return
+        self.runner.register_hook(UniformPathHook(
+            self.space, self.supernet_path, self.seed,
+            sample=lambda rng: sample_within(self.space, rng, self.supernet_constraint)))
+        self.runner.train()
+        if dist.is_main_process():
+            atomic_torch_save(self.model.state_dict(), final_weights)
+        dist.barrier()
+
+    def _build_runner(self, supernet_dir: Path, resume: bool) -> Runner:
+        cfg = copy.deepcopy(self.runner_cfg)
+        cfg.work_dir = str(supernet_dir)
+        cfg.launcher = 'pytorch' if dist.is_distributed() else 'none'
+        cfg.model_wrapper_cfg = dist.ddp_wrapper_cfg(find_unused_parameters=True) if dist.is_distributed() else None
+        cfg.randomness = dict(seed=self.seed)
+        cfg.resume = resume
+        # Candidates are validated by evaluate(), not by the Runner's loops.
+        for key in ('val_dataloader', 'val_cfg', 'val_evaluator',
+                    'test_dataloader', 'test_cfg', 'test_evaluator'):
+            cfg[key] = None
+        return Runner.from_cfg(cfg)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        if self.runner is None:
+            raise RuntimeError('train_shared() must run before candidates are evaluated')
+        model = self.runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    # -- candidates ------------------------------------------------------------
+    def costs(self, arch: Arch) -> dict[str, float]:
+        return self.cost_model.costs(arch)
+
+    def evaluate(self, archs: list[Arch]) -> list[Result]:
+        recalibration_loader = build_full_split_loader(self.runner_cfg.train_dataloader)
+        val_loader = build_full_split_loader(self.runner_cfg.val_dataloader)
+        evaluator = Evaluator(METRICS.build(copy.deepcopy(self.runner_cfg.val_evaluator)))
+        evaluator.dataset_meta = val_loader.dataset.metainfo
+        return [self._evaluate_one(arch, recalibration_loader, val_loader, evaluator)
+                for arch in archs]
+
+    def _activate(self, arch: Arch, recalibration_loader) -> None:
+        """Set the candidate's path and recalibrate its BN statistics."""
+        self.space.validate(arch)
+        seed_everything(seed_for(self.seed, self.space.canonical(arch)))
+        model = self.model
+        resolve_submodule(model, self.supernet_path).set_arch(arch)
+        recalibrate_batch_norm(
+            model, itertools.islice(recalibration_loader, self.bn_recalibration_batches),
+            forward=lambda batch: model.extract_feat(model.data_preprocessor(batch, True)['inputs']))
+
+    def _evaluate_one(self, arch: Arch, recalibration_loader, val_loader, evaluator) -> Result:
+        start = time.perf_counter()
+        self._activate(arch, recalibration_loader)
+        recalibrated = time.perf_counter()
+
+        model = self.model
+        model.eval()
+        with torch.no_grad():
+            for batch in val_loader:
+                evaluator.process(data_samples=model.test_step(batch), data_batch=batch)
+        inferred = time.perf_counter()
+
+        metrics = self._compute_metrics(evaluator)
+        evaluated = time.perf_counter()
+        if metrics and self.score_key not in metrics:
+            raise NasError(f"the val_evaluator reports no '{self.score_key}' (it gave "
+                           f"{sorted(metrics)}); use type='PreciseCocoMetric' or set "
+                           'estimator.score_key')
+        # No detection at all makes CocoMetric return nothing: that is mAP 0.
+        score = float(metrics.get(self.score_key, 0.0))
+        costs = dict(self.costs(arch), seconds=evaluated - start)
+        timings = dict(seconds_bn_recalibration=recalibrated - start,
+                       seconds_inference=inferred - recalibrated,
+                       seconds_coco_eval=evaluated - inferred)
+        return Result(score=score, costs=costs, metrics={**metrics, **timings})
+
+    @staticmethod
+    def _compute_metrics(evaluator: Evaluator) -> dict[str, float]:
+        """Per-rank COCO evaluation of one candidate.
+
+        ``Evaluator.evaluate`` would gather results across ranks, but here
+        each rank scores different candidates on the whole split, so each
+        metric computes on its own results. pycocotools' prints are captured
+        to keep the search log readable.
+        """
+        metrics: dict[str, float] = {}
+        with contextlib.redirect_stdout(io.StringIO()):
+            for metric in evaluator.metrics:
+                metrics.update(metric.compute_metrics(metric.results))
+                metric.results.clear()
+        return {key: float(value) for key, value in metrics.items()
+                if isinstance(value, (int, float))}
+
+    # -- export ----------------------------------------------------------------
+    def export(self, arch: Arch, work_dir: Path) -> list[Path]:
+        """Write the candidate's backbone weights, sliced from the supernet after BN recalibration."""
+        self._activate(arch, build_full_split_loader(self.runner_cfg.train_dataloader))
+        supernet = resolve_submodule(self.model, self.supernet_path)
+        path = Path(work_dir) / SUBNET_WEIGHTS
+        meta = dict(space=self.space.name, space_version=self.space.version, arch=arch)
+        atomic_torch_save(dict(state_dict=supernet.extract_subnet_state_dict(arch), meta=meta), path)
+        return [path]

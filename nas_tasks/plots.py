@@ -1,0 +1,61 @@
+"""PNG plots of a search, written atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _save_atomically(figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.png')
+    os.close(fd)
+    try:
+        figure.savefig(tmp, dpi=110, bbox_inches='tight')
+        os.replace(tmp, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def plot_score_per_round(history: list[dict], path: Path, score_name: str = 'score') -> None:
+    """Best-so-far, round best and round mean score per round."""
+    rounds = sorted({record['round'] for record in history})
+    round_scores = [[r['score'] for r in history if r['round'] == k] for k in rounds]
+    round_best = [max(scores) for scores in round_scores]
+    round_mean = [sum(scores) / len(scores) for scores in round_scores]
+    best_so_far = [max(round_best[:i + 1]) for i in range(len(round_best))]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(rounds, best_so_far, 'o-', label='best so far')
+    axes.plot(rounds, round_best, 's--', label='best in round')
+    axes.plot(rounds, round_mean, '^:', label='mean in round')
+    axes.set_xlabel('round')
+    axes.set_ylabel(score_name)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    _save_atomically(figure, path)
+
+
+def plot_score_against_cost(history: list[dict], cost: str, path: Path, score_name: str = 'score') -> bool:
+    """Scatter of score against one cost (e.g. flops), coloured by round.
+
+    Returns False (and writes nothing) when no candidate reports that cost.
+    """
+    points = [(r['costs'][cost], r['score'], r['round']) for r in history if cost in r.get('costs', {})]
+    if not points:
+        return False
+    xs, ys, rounds = zip(*points)
+    figure, axes = plt.subplots(figsize=(6, 4))
+    scatter = axes.scatter(xs, ys, c=rounds, cmap='viridis', s=18)
+    figure.colorbar(scatter, ax=axes, label='round')
+    axes.set_xlabel(cost)
+    axes.set_ylabel(score_name)
+    axes.grid(alpha=0.3)
+    _save_atomically(figure, path)
+    return True

@@ -1,0 +1,43 @@
+"""Building an mmengine Runner for training or testing a found model (tools/train.py, test.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from nas_tasks import dist
+from nas_tasks.builder import load_config
+from nas_tasks.errors import NasError
+from nas_tasks.modules import register_all_modules
+
+
+def build_runner(config_path: str, work_dir: str | None, launcher: str, cfg_options: dict,
+                 **overrides) -> Runner:
+    """An mmdet-style Runner for ``config_path``, on 1 process or under torchrun.
+
+    ``overrides`` are set on the config (e.g. ``load_from``, ``resume``).
+    """
+    cfg: Config = load_config(config_path, cfg_options)
+    register_all_modules()
+    dist.init_distributed(launcher)
+    if 'search_space' in cfg:
+        raise NasError(f'{config_path} is a search config; run it with tools/search.py, and '
+                       'fine-tune the result with a fine-tuning config')
+    cfg.work_dir = work_dir or cfg.get('work_dir') or str(Path('work_dirs') / Path(config_path).stem)
+    cfg.launcher = 'pytorch' if dist.is_distributed() else 'none'
+    if dist.is_distributed() and cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dist.ddp_wrapper_cfg(
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    for key, value in overrides.items():
+        cfg[key] = value
+    _check_data_paths(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def _check_data_paths(cfg: Config) -> None:
+    from detection.data import check_dataset_paths
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader and loader.get('dataset') is not None:
+            check_dataset_paths(loader['dataset'], split)

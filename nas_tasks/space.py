@@ -1,0 +1,193 @@
+"""Search spaces: named categorical decisions and the architectures drawn from them.
+
+An architecture (:data:`Arch`) is a plain JSON-able dict mapping each decision
+name to one of its options, e.g. ``{'layer00': 'shuffle3x3', ...}``. It is
+saved together with the name and version of its space so that a file made for
+one space is never silently loaded into another.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from typing import Any
+
+from .errors import ArchError, NasError
+from .io import atomic_write_json
+from .registry import SPACES
+
+Arch = dict[str, Any]
+
+_OPTION_TYPES = (str, int, float, bool, type(None))
+
+
+def _same_option(a: Any, b: Any) -> bool:
+    # Strict on type: 1, 1.0 and True are equal in Python but canonicalise to
+    # different JSON, so accepting them would defeat de-duplication.
+    return type(a) is type(b) and a == b
+
+
+@SPACES.register_module()
+class CategoricalSpace:
+    """An ordered set of named decisions, each picking one option from a list.
+
+    Args:
+        choices: decision name -> list of JSON-able options (str, int, ...).
+            The order of the names is the order used for sampling.
+        name: identifies the space in saved architecture files.
+        version: bump it whenever the choices change meaning.
+    """
+
+    def __init__(self, choices: dict[str, list], name: str, version: int = 1):
+        if not isinstance(name, str) or not name:
+            raise NasError(f'search space name must be a non-empty string, got {name!r}')
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise NasError(f'search space version must be an int, got {version!r}')
+        if not isinstance(choices, dict) or not choices:
+            raise NasError(f"search space '{name}' needs a non-empty dict of choices")
+        self._name = name
+        self._version = version
+        self._choices: dict[str, list] = {}
+        for key, options in choices.items():
+            if not isinstance(key, str):
+                raise NasError(f"search space '{name}': decision names must be strings, got {key!r}")
+            if not isinstance(options, (list, tuple)) or not options:
+                raise NasError(f"search space '{name}': key '{key}' needs a non-empty list of options, "
+                               f'got {options!r}')
+            for i, option in enumerate(options):
+                if not isinstance(option, _OPTION_TYPES):
+                    raise NasError(f"search space '{name}': key '{key}' has option {option!r}, "
+                                   'but options must be JSON scalars (str, int, float, bool, null)')
+                if any(_same_option(option, other) for other in options[:i]):
+                    raise NasError(f"search space '{name}': key '{key}' lists option {option!r} twice")
+            self._choices[key] = list(options)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._choices)
+
+    def options(self, key: str) -> list:
+        if key not in self._choices:
+            raise ArchError(f"search space '{self._name}' has no key '{key}'; "
+                            f"keys: {', '.join(self._choices)}")
+        return list(self._choices[key])
+
+    def size(self) -> int:
+        """The number of distinct architectures (an exact, possibly huge int)."""
+        return math.prod(len(options) for options in self._choices.values())
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(name={self._name!r}, version={self._version}, '
+                f'keys={len(self._choices)}, size={self.size()})')
+
+    # -- drawing architectures; all randomness comes from ``rng`` -------------
+
+    def sample(self, rng: random.Random) -> Arch:
+        """One architecture, each decision drawn uniformly."""
+        return {key: rng.choice(options) for key, options in self._choices.items()}
+
+    def mutate(self, arch: Arch, prob: float, rng: random.Random) -> Arch:
+        """A copy of ``arch`` where each decision, with probability ``prob``, is
+        redrawn uniformly from all its options (so it may keep its value)."""
+        if not 0.0 <= prob <= 1.0:
+            raise NasError(f'mutation probability must be in [0, 1], got {prob}')
+        child = dict(arch)
+        for key, options in self._choices.items():
+            if rng.random() < prob:
+                child[key] = rng.choice(options)
+        return child
+
+    def mutate_one(self, arch: Arch, rng: random.Random) -> Arch:
+        """A copy of ``arch`` with exactly one decision changed to a different
+        option (regularized evolution). Decisions with a single option are never
+        picked; if no decision has two options the copy equals ``arch``."""
+        child = dict(arch)
+        mutable = [key for key, options in self._choices.items() if len(options) > 1]
+        if mutable:
+            key = rng.choice(mutable)
+            others = [o for o in self._choices[key] if not _same_option(o, arch[key])]
+            child[key] = rng.choice(others)
+        return child
+
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        """Each decision taken from ``a`` or ``b`` with probability 0.5."""
+        return {key: a[key] if rng.random() < 0.5 else b[key] for key in self._choices}
+
+    # -- checking and (de)serialising ----------------------------------------
+
+    def validate(self, arch: Arch) -> None:
+        """Raise :class:`ArchError` unless ``arch`` has exactly this space's keys,
+        each set to one of its options."""
+        if not isinstance(arch, dict):
+            raise ArchError(f'an architecture must be a dict of decisions, got {type(arch).__name__}')
+        missing = [key for key in self._choices if key not in arch]
+        if missing:
+            raise ArchError(f"architecture is missing key(s) {_quoted(missing)} of search space "
+                            f"'{self._name}' v{self._version}")
+        extra = [key for key in arch if key not in self._choices]
+        if extra:
+            raise ArchError(f"architecture has unknown key(s) {_quoted(extra)}; search space "
+                            f"'{self._name}' v{self._version} has keys: {', '.join(self._choices)}")
+        for key, options in self._choices.items():
+            value = arch[key]
+            if not any(_same_option(value, option) for option in options):
+                raise ArchError(f"architecture key '{key}' has value {value!r}; allowed values: "
+                                f"{', '.join(map(str, options))}")
+
+    def canonical(self, arch: Arch) -> str:
+        """A canonical JSON string of ``arch``: equal archs give equal strings."""
+        return json.dumps(arch, sort_keys=True, separators=(',', ':'))
+
+    def to_document(self, arch: Arch, metrics: dict | None = None) -> dict:
+        """The JSON document saved for ``arch``: space name, version, arch, metrics."""
+        self.validate(arch)
+        return {'space': self._name, 'version': self._version, 'arch': dict(arch),
+                'metrics': dict(metrics or {})}
+
+    def from_document(self, doc: dict) -> Arch:
+        """The architecture in ``doc``, after checking it was made for this space."""
+        if not isinstance(doc, dict) or not all(k in doc for k in ('space', 'version', 'arch')):
+            raise ArchError("an architecture document needs the fields 'space', 'version' and 'arch'")
+        if doc['space'] != self._name or doc['version'] != self._version:
+            raise ArchError(f"architecture file is for space '{doc['space']}' v{doc['version']}, "
+                            f"but this search space is '{self._name}' v{self._version}")
+        self.validate(doc['arch'])
+        return dict(doc['arch'])
+
+    def save_arch(self, path: str | os.PathLike, arch: Arch, metrics: dict | None = None) -> None:
+        """Write the document of ``arch`` to ``path`` as pretty JSON, atomically."""
+        atomic_write_json(path, self.to_document(arch, metrics))
+
+
+def load_arch(path: str | os.PathLike) -> dict:
+    """Read an architecture document (see :meth:`CategoricalSpace.to_document`).
+
+    Pass the result to :meth:`CategoricalSpace.from_document` to check it
+    against a space and get the architecture.
+    """
+    try:
+        with open(path, encoding='utf-8') as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise NasError(f'architecture file not found: {path}') from None
+    except json.JSONDecodeError as e:
+        raise NasError(f'architecture file {path} is not valid JSON: {e.msg} '
+                       f'(line {e.lineno}, column {e.colno})') from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise NasError(f'cannot read architecture file {path}: {e}') from None
+    if not isinstance(doc, dict):
+        raise NasError(f'architecture file {path} must hold a JSON object, got {type(doc).__name__}')
+    return doc
+
+
+def _quoted(keys: list[str]) -> str:
+    return ', '.join(f"'{key}'" for key in keys)

@@ -1,0 +1,7 @@
+"""Search strategies; importing this package registers them in ``STRATEGIES``."""
+from .aging_evolution import AgingEvolution
+from .base import Strategy
+from .evolution import Evolution
+from .random_search import RandomSearch
+
+__all__ = ['Strategy', 'RandomSearch', 'Evolution', 'AgingEvolution']
