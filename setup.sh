@@ -28,7 +28,6 @@ fi
 pip=("$venv_dir/bin/python" -m pip --disable-pip-version-check)
 
 "${pip[@]}" install -q "torch==2.14.1" "torchvision==0.29.1"
-"${pip[@]}" install -q "setuptools<70" wheel ninja "numpy<2.5"
 
 build_mmcv_wheel() {
     # torch 2.14 headers need C++20, but mmcv 2.1.0's setup.py forces
@@ -44,6 +43,9 @@ done
 exec g++ "${args[@]}"
 WRAP
     chmod +x "$build_dir/cxx20"
+    # mmcv's setup.py imports pkg_resources and needs an older setuptools;
+    # the project install below brings back the one the runtime needs.
+    "${pip[@]}" install -q "setuptools<70" wheel ninja
     echo "setup: building mmcv $mmcv_version with ops (about 18 minutes on 2 cores, once per machine)"
     mkdir -p "$wheel_cache"
     (cd "$build_dir" && CXX="$build_dir/cxx20" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" \

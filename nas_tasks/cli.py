@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Callable
 
 from nas_tasks.errors import NasError
@@ -11,6 +12,8 @@ EXIT_BAD_INPUT = 2
 
 def run_cli(main: Callable[[], int | None]) -> None:
     """Run ``main``; a NasError becomes ``error: <message>`` and exit code 2."""
+    # mmengine imports pkg_resources for package-scoped configs (mmdet::...).
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
     try:
         code = main()
     except NasError as error:

@@ -13,4 +13,3 @@ search_dir = 'work_dirs/detnas_faster_rcnn_coco'
 model = dict(backbone=dict(
     _delete_=True, type='DetNASBackbone', arch=search_dir + '/best_arch.json',
     init_cfg=dict(type='Pretrained', checkpoint=search_dir + '/best_subnet.pth')))
-optim_wrapper = dict(optimizer=dict(lr=0.02))

@@ -1,0 +1,41 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TOY_CONFIG = 'configs/detnas/detnas_retinanet_toy.py'
+
+
+@pytest.fixture(scope='session')
+def toy_coco(tmp_path_factory) -> Path:
+    """A small toy COCO set (16 train, 8 val images of 128 px), shared by the session."""
+    from nas_tasks.toy_data import make_coco
+    return make_coco(tmp_path_factory.mktemp('toy_coco'), num_train=16, num_val=8, seed=0)
+
+
+def shrunk_search_options(data_root: Path, supernet_iters: int = 60) -> list[str]:
+    """--cfg-options that shrink the toy DetNAS search for tests: 2 generations of 4."""
+    return [
+        f'data_root={data_root}/',
+        f'train_cfg.max_iters={supernet_iters}',
+        'default_hooks.checkpoint.interval=20',
+        'strategy.population_size=4', 'strategy.max_generations=2', 'strategy.top_k=2',
+        'strategy.num_mutation=1', 'strategy.num_crossover=1',
+        'estimator.bn_recalibration_batches=2',
+    ]
+
+
+def run_tool(args: list[str], env_extra: dict | None = None, timeout: int = 600,
+             check: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python tools/...`` (or torchrun) from the repository root."""
+    env = dict(os.environ, **(env_extra or {}))
+    command = args if args[0] != 'python' else [sys.executable, *args[1:]]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} failed ({result.returncode}):\n'
+                             f'{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
+    return result

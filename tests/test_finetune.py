@@ -1,0 +1,72 @@
+"""A found DetNAS backbone in an mmdet RetinaNet config trains and tests with mmdet's own tools."""
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run_tool
+
+FINETUNE_CONFIG = 'configs/detnas/retinanet_detnas_finetune_toy.py'
+
+
+def mmdet_tool(name: str) -> str:
+    import mmdet
+    return str(Path(mmdet.__file__).parent / '.mim' / 'tools' / f'{name}.py')
+
+
+@pytest.fixture(scope='module')
+def found_backbone(tmp_path_factory):
+    """best_arch.json and best_subnet.pth as a search exports them."""
+    from backbones.detnas import DetNASSuperNet, extract_subnet_state_dict
+    from detection.detnas.space import DetNASSpace
+    directory = tmp_path_factory.mktemp('search')
+    space = DetNASSpace('small')
+    arch = space.sample(random.Random(3))
+    space.save_arch(directory / 'best_arch.json', arch, {'bbox_mAP': 0.5})
+    supernet = DetNASSuperNet('small')
+    torch.save(dict(state_dict=extract_subnet_state_dict(supernet, arch)),
+               directory / 'best_subnet.pth')
+    return directory, arch
+
+
+def data_options(data_root: Path) -> list[str]:
+    root = f'{data_root}/'
+    return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')] + [
+        f'{split}_evaluator.ann_file={root}annotations/instances_val.json' for split in ('val', 'test')]
+
+
+def test_found_backbone_trains_and_tests_with_mmdet_tools(found_backbone, toy_coco, tmp_path):
+    search_dir, arch = found_backbone
+    work_dir = tmp_path / 'finetune'
+    options = data_options(toy_coco) + [
+        f'model.backbone.arch={search_dir}/best_arch.json',
+        f'model.backbone.init_cfg.checkpoint={search_dir}/best_subnet.pth',
+        'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
+        'default_hooks.checkpoint.interval=4']
+    run_tool(['python', mmdet_tool('train'), FINETUNE_CONFIG, '--work-dir', str(work_dir),
+              '--cfg-options', *options], check=True)
+    checkpoint = work_dir / 'iter_4.pth'
+    state = torch.load(checkpoint, map_location='cpu', weights_only=False)['state_dict']
+    chosen = [k for k in state if k.startswith('backbone.layers.0.')]
+    assert chosen and not any('.choices.' in k for k in state), 'not the standalone backbone'
+
+    tested = run_tool(['python', mmdet_tool('test'), FINETUNE_CONFIG, str(checkpoint),
+                       '--work-dir', str(work_dir), '--cfg-options', *options], check=True)
+    assert re.search(r'coco/bbox_mAP: \d', tested.stdout + tested.stderr)
+
+    ours = run_tool(['python', 'tools/test.py', FINETUNE_CONFIG, str(checkpoint),
+                     '--work-dir', str(work_dir), '--cfg-options', *options], check=True)
+    match = re.search(r'^coco/bbox_mAP: ([0-9.]+)$', ours.stdout, re.MULTILINE)
+    assert match and 0.0 <= float(match.group(1)) <= 1.0
+
+
+def test_arch_json_round_trips_through_the_backbone(found_backbone):
+    from mmdet.registry import MODELS
+    search_dir, arch = found_backbone
+    backbone = MODELS.build(dict(type='DetNASBackbone', arch=str(search_dir / 'best_arch.json')))
+    assert backbone.arch == arch
+    document = json.loads((search_dir / 'best_arch.json').read_text())
+    assert document['space'] == 'detnas-small' and document['version'] == 1
