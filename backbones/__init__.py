@@ -1,4 +1,5 @@
 """NAS backbones. Importing this package registers them in mmdet's MODELS."""
+from . import classification  # noqa: F401  (registers the pre-training components)
 from .detnas import DetNASBackbone, DetNASSuperNet
 from .resources import DetNASCostTable
 

@@ -122,6 +122,10 @@ class DetNASSuperNet(_DetNASNet):
     def arch(self) -> dict[str, str]:
         return choices_to_arch([layer.chosen_name for layer in self.layers], self.variant)
 
+    def subnet_state_dict(self, arch: Mapping[str, str]) -> OrderedDict:
+        """Weights of the :class:`DetNASBackbone` for ``arch`` (what a search exports)."""
+        return extract_subnet_state_dict(self, arch)
+
 
 @MODELS.register_module()
 class DetNASBackbone(_DetNASNet):

@@ -33,6 +33,7 @@ from nas_tasks.estimators.bn_recalibration import recalibrate_batch_norm
 from nas_tasks.estimators.path_sampling import UniformPathHook, resolve_submodule
 from nas_tasks.registry import COST_MODELS, ESTIMATORS
 from nas_tasks.result import Result
+from nas_tasks.runner import make_runner
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.space import CategoricalSpace
 
@@ -106,7 +107,7 @@ class OneShotDetectionEstimator(Estimator):
         for key in ('val_dataloader', 'val_cfg', 'val_evaluator',
                     'test_dataloader', 'test_cfg', 'test_evaluator'):
             cfg[key] = None
-        return Runner.from_cfg(cfg)
+        return make_runner(cfg)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -187,5 +188,5 @@ class OneShotDetectionEstimator(Estimator):
         supernet = resolve_submodule(self.model, self.supernet_path)
         path = Path(work_dir) / SUBNET_WEIGHTS
         meta = dict(space=self.space.name, space_version=self.space.version, arch=arch)
-        atomic_torch_save(dict(state_dict=supernet.extract_subnet_state_dict(arch), meta=meta), path)
+        atomic_torch_save(dict(state_dict=supernet.subnet_state_dict(arch), meta=meta), path)
         return [path]

@@ -8,6 +8,7 @@ from mmengine.runner import Runner
 
 from nas_tasks import dist
 from nas_tasks.builder import load_config
+from nas_tasks.checkpoint import WeightsOnlyCheckpointHook
 from nas_tasks.errors import NasError
 from nas_tasks.modules import register_all_modules
 
@@ -32,7 +33,29 @@ def build_runner(config_path: str, work_dir: str | None, launcher: str, cfg_opti
     for key, value in overrides.items():
         cfg[key] = value
     _check_data_paths(cfg)
-    return Runner.from_cfg(cfg)
+    return make_runner(cfg)
+
+
+def make_runner(cfg: Config) -> Runner:
+    """``Runner.from_cfg`` whose checkpoints load with ``weights_only=True``.
+
+    A config naming an unknown type or setting fails with one line instead
+    of a traceback.
+    """
+    try:
+        runner = Runner.from_cfg(cfg)
+    except KeyError as error:
+        message = str(error.args[0]) if error.args else ''
+        if 'registry' not in message:
+            raise
+        raise NasError(f'unknown type in the config: {message.split(". ")[0]}') from error
+    except TypeError as error:
+        if 'unexpected keyword argument' not in str(error):
+            raise
+        raise NasError(f'a component of the config has an unknown setting: {error}') from error
+    if not any(isinstance(hook, WeightsOnlyCheckpointHook) for hook in runner.hooks):
+        runner.register_hook(WeightsOnlyCheckpointHook())
+    return runner
 
 
 def _check_data_paths(cfg: Config) -> None:

@@ -14,7 +14,7 @@
 # is not a base because it adds a detection visualisation hook.
 default_scope = 'mmdet'
 # backbones/__init__.py does not import the classification module.
-custom_imports = dict(imports=['backbones.classification'], allow_failed_imports=False)
+custom_imports = dict(imports=['backbones'], allow_failed_imports=False)
 
 data_root = 'data/imagenet/'
 image_size = 224
