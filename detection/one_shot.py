@@ -12,14 +12,17 @@ import contextlib
 import copy
 import io
 import itertools
+import logging
 import time
 from pathlib import Path
 
 import torch
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
+from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
+from torch.utils.data import DataLoader
 
 from detection.data import build_full_split_loader, check_dataset_paths
 from mmdet.registry import METRICS
@@ -79,6 +82,7 @@ class OneShotDetectionEstimator(Estimator):
                                'a training split and a held-out split')
             check_dataset_paths(self.runner_cfg[split]['dataset'], split.split('_')[0])
         self.runner: Runner | None = None
+        self._evaluation: tuple[DataLoader, DataLoader, Evaluator] | None = None
 
     # -- shared weights --------------------------------------------------------
     def train_shared(self, work_dir: Path, resume: bool) -> None:
@@ -121,12 +125,21 @@ class OneShotDetectionEstimator(Estimator):
         return self.cost_model.costs(arch)
 
     def evaluate(self, archs: list[Arch]) -> list[Result]:
-        recalibration_loader = build_full_split_loader(self.runner_cfg.train_dataloader)
-        val_loader = build_full_split_loader(self.runner_cfg.val_dataloader)
-        evaluator = Evaluator(METRICS.build(copy.deepcopy(self.runner_cfg.val_evaluator)))
-        evaluator.dataset_meta = val_loader.dataset.metainfo
+        recalibration_loader, val_loader, evaluator = self._evaluation_parts()
         return [self._evaluate_one(arch, recalibration_loader, val_loader, evaluator)
                 for arch in archs]
+
+    def _evaluation_parts(self) -> tuple[DataLoader, DataLoader, Evaluator]:
+        """Training batches for BN recalibration, the held-out split and its metric, built once."""
+        if self._evaluation is None:
+            # pycocotools prints while it indexes annotations.
+            with contextlib.redirect_stdout(io.StringIO()):
+                recalibration_loader = build_full_split_loader(self.runner_cfg.train_dataloader)
+                val_loader = build_full_split_loader(self.runner_cfg.val_dataloader)
+                evaluator = Evaluator(METRICS.build(copy.deepcopy(self.runner_cfg.val_evaluator)))
+            evaluator.dataset_meta = val_loader.dataset.metainfo
+            self._evaluation = (recalibration_loader, val_loader, evaluator)
+        return self._evaluation
 
     def _activate(self, arch: Arch, recalibration_loader) -> None:
         """Set the candidate's path and recalibrate its BN statistics."""
@@ -170,21 +183,28 @@ class OneShotDetectionEstimator(Estimator):
 
         ``Evaluator.evaluate`` would gather results across ranks, but here
         each rank scores different candidates on the whole split, so each
-        metric computes on its own results. pycocotools' prints are captured
-        to keep the search log readable.
+        metric computes on its own results. pycocotools' prints and
+        CocoMetric's per-candidate tables are muted to keep the search log to
+        one line per round; candidates.jsonl has every value.
         """
         metrics: dict[str, float] = {}
-        with contextlib.redirect_stdout(io.StringIO()):
-            for metric in evaluator.metrics:
-                metrics.update(metric.compute_metrics(metric.results))
-                metric.results.clear()
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                for metric in evaluator.metrics:
+                    metrics.update(metric.compute_metrics(metric.results))
+                    metric.results.clear()
+        finally:
+            logger.setLevel(level)
         return {key: float(value) for key, value in metrics.items()
                 if isinstance(value, (int, float))}
 
     # -- export ----------------------------------------------------------------
     def export(self, arch: Arch, work_dir: Path) -> list[Path]:
         """Write the candidate's backbone weights, sliced from the supernet after BN recalibration."""
-        self._activate(arch, build_full_split_loader(self.runner_cfg.train_dataloader))
+        self._activate(arch, self._evaluation_parts()[0])
         supernet = resolve_submodule(self.model, self.supernet_path)
         path = Path(work_dir) / SUBNET_WEIGHTS
         meta = dict(space=self.space.name, space_version=self.space.version, arch=arch)

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _save_atomically(figure, path: Path) -> None:
@@ -36,6 +37,7 @@ def plot_score_per_round(history: list[dict], path: Path, score_name: str = 'sco
     axes.plot(rounds, round_best, 's--', label='best in round')
     axes.plot(rounds, round_mean, '^:', label='mean in round')
     axes.set_xlabel('round')
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(score_name)
     axes.grid(alpha=0.3)
     axes.legend()
@@ -53,7 +55,9 @@ def plot_score_against_cost(history: list[dict], cost: str, path: Path, score_na
     xs, ys, rounds = zip(*points)
     figure, axes = plt.subplots(figsize=(6, 4))
     scatter = axes.scatter(xs, ys, c=rounds, cmap='viridis', s=18)
-    figure.colorbar(scatter, ax=axes, label='round')
+    colorbar = figure.colorbar(scatter, ax=axes, label='round')
+    colorbar.locator = MaxNLocator(integer=True)
+    colorbar.update_ticks()
     axes.set_xlabel(cost)
     axes.set_ylabel(score_name)
     axes.grid(alpha=0.3)

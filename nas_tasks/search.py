@@ -54,4 +54,4 @@ def run_search(config_path: str, work_dir: str | None, resume: bool, cfg_options
     work_dir_path = Path(work_dir or Path('work_dirs') / Path(config_path).stem)
     loop = build_search(cfg, work_dir_path)
     best = loop.run(resume=resume)
-    return dict(best, work_dir=str(work_dir_path))
+    return dict(best, work_dir=str(work_dir_path), score_name=loop.score_name)

@@ -30,9 +30,9 @@ def main() -> int:
     best = run_search(args.config, args.work_dir, args.resume,
                       parse_cfg_options(args.cfg_options), args.launcher)
     if dist.is_main_process():
-        costs = ', '.join(f'{k}={v:.4g}' for k, v in best['costs'].items())
+        costs = ' '.join(f'{k}={v:.4g}' for k, v in best['costs'].items() if k != 'seconds')
         print(f"best architecture: {os.path.join(best['work_dir'], 'best_arch.json')}")
-        print(f"score={best['score']:.4f} {costs}")
+        print(f"{best['score_name']}={best['score']:.4f} {costs}")
     return 0
 
 

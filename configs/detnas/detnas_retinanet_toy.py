@@ -1,6 +1,6 @@
 # DetNAS on the built-in toy data: supernet training inside RetinaNet, then
 # evolutionary search scored by COCO bbox mAP on the held-out split.
-# Runs in a few minutes on 2 CPU cores:
+# Runs in about 7 minutes on 2 CPU cores:
 #   python tools/make_toy_data.py coco data/toy_coco
 #   python tools/search.py configs/detnas/detnas_retinanet_toy.py --work-dir work_dirs/detnas_toy
 _base_ = [
@@ -14,12 +14,16 @@ model = dict(
     neck=dict(out_channels=64),
     bbox_head=dict(num_classes=2, in_channels=64, feat_channels=64, stacked_convs=2))
 
-# Supernet training: one uniformly sampled path per iteration.
-supernet_iters = 300
+# Supernet training: one uniformly sampled path per iteration. Trained from
+# scratch a weight-shared supernet learns far slower than one fixed network
+# (measured: 300 iterations give a standalone backbone 0.33 mAP, the supernet's
+# candidates 0.02), so it gets 1000 iterations and AdamW, which learned
+# fastest from scratch here; candidates then reach about 0.02-0.10 mAP.
+supernet_iters = 1000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=supernet_iters)
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=4e-5),
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
     clip_grad=dict(max_norm=35, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
@@ -27,7 +31,7 @@ param_scheduler = [
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=25),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=100, max_keep_ckpts=1))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=250, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 
 search_space = dict(type='DetNASSpace', variant='small')

@@ -58,6 +58,11 @@ class Evolution(Strategy):
         return self.generation >= self.max_generations
 
     @property
+    def total_rounds(self) -> int:
+        """Rounds of the search loop this strategy needs: one per generation."""
+        return self.max_generations
+
+    @property
     def top(self) -> list[tuple[Arch, float]]:
         """The top-k memory as ``(arch, score)``, best first."""
         return [(dict(arch), score) for score, _, arch in self._top]
