@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from mmengine.logging import MMLogger
 from tqdm import tqdm
 
 from nas_tasks import dist
@@ -36,14 +37,14 @@ class SearchLoop:
     """
 
     def __init__(self, space: CategoricalSpace, strategy: Strategy, estimator: Estimator,
-                 work_dir: Path, candidates_per_round: int, logger: logging.Logger,
-                 score_name: str = 'score', max_rounds: int | None = None):
+                 work_dir: Path, candidates_per_round: int, score_name: str = 'score',
+                 max_rounds: int | None = None):
         self.space = space
         self.strategy = strategy
         self.estimator = estimator
         self.work_dir = Path(work_dir)
         self.candidates_per_round = candidates_per_round
-        self.logger = logger
+        self.logger: logging.Logger = MMLogger.get_instance('nas_tasks')
         self.score_name = score_name
         self.max_rounds = max_rounds
         self.history: list[dict] = []
@@ -88,7 +89,6 @@ class SearchLoop:
             return
         if has_checkpoint:
             self.load_state_dict(safe_torch_load(self.checkpoint_path))
-            self.logger.info(f'resumed from {self.checkpoint_path} after round {self.round}')
             if dist.is_main_process():
                 # Lines written after the last checkpoint belong to a round
                 # that will be evaluated again.
@@ -98,8 +98,14 @@ class SearchLoop:
     # -- running -------------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
         """Run (or finish) the search; return the best record."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
         self.prepare_work_dir(resume)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        # Only now, once the work dir is accepted, does the log file open (appending).
+        self.logger = MMLogger.get_instance(f'nas_tasks.search.{self.work_dir.resolve()}',
+                                            logger_name='nas_tasks', file_mode='a',
+                                            log_file=str(self.work_dir / 'search.log'))
+        if self.round:
+            self.logger.info(f'resumed from {self.checkpoint_path} after round {self.round}')
         if self.finished:
             self.logger.info('search already finished; re-exporting the best architecture')
             return self._finish()

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
 from nas_tasks import dist
 from nas_tasks.builder import build_component
@@ -27,9 +26,6 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
         raise NasError(f"search has no setting '{unknown[0]}'; its settings are: "
                        f"{', '.join(SEARCH_SETTINGS)}")
     seed = int(settings.get('seed', 0))
-    work_dir.mkdir(parents=True, exist_ok=True)
-    logger = MMLogger.get_instance(f'nas_tasks.search.{work_dir.resolve()}', logger_name='nas_tasks',
-                                   log_file=str(work_dir / 'search.log'))
 
     space = build_component(SPACES, cfg.search_space, 'search_space')
     estimator = build_component(ESTIMATORS, cfg.estimator, 'estimator',
@@ -39,7 +35,7 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
                                default_args=dict(space=space, seed=seed, constraint=constraint))
     return SearchLoop(space, strategy, estimator, work_dir,
                       candidates_per_round=int(settings.get('candidates_per_round', 50)),
-                      logger=logger, score_name=settings.get('score_name', 'score'),
+                      score_name=settings.get('score_name', 'score'),
                       max_rounds=settings.get('max_rounds'))
 
 

@@ -1,7 +1,5 @@
 """The search loop with a synthetic estimator: records, checkpoints, exact resume, refusals."""
 import json
-import logging
-
 import pytest
 
 from nas_tasks.errors import NasError
@@ -10,9 +8,6 @@ from nas_tasks.loop import SearchLoop
 from nas_tasks.result import Result
 from nas_tasks.space import CategoricalSpace
 from nas_tasks.strategies import Evolution, RandomSearch
-
-LOGGER = logging.getLogger('test_loop')
-
 
 def make_space(name='toy'):
     return CategoricalSpace({f'k{i}': ['a', 'b', 'c', 'd'] for i in range(6)}, name=name)
@@ -43,7 +38,7 @@ def make_loop(work_dir, estimator=None, space=None, max_rounds=None):
     strategy = Evolution(space, population_size=8, max_generations=4, top_k=3, num_mutation=3,
                          num_crossover=3, seed=7)
     return SearchLoop(space, strategy, estimator or CountingEstimator(), work_dir,
-                      candidates_per_round=8, logger=LOGGER, score_name='hits',
+                      candidates_per_round=8, score_name='hits',
                       max_rounds=max_rounds)
 
 
@@ -116,7 +111,7 @@ def test_duplicates_within_a_round_are_evaluated_once(tmp_path):
 
     estimator = CountingEstimator()
     loop = SearchLoop(space, Repeating(space, num_candidates=4, seed=0), estimator, tmp_path,
-                      candidates_per_round=4, logger=LOGGER)
+                      candidates_per_round=4)
     loop.run()
     assert len(estimator.evaluated) == len(set(estimator.evaluated)) == 4
     assert len(read_lines(tmp_path / 'candidates.jsonl')) == 8
