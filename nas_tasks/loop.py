@@ -165,6 +165,10 @@ class SearchLoop:
         plots = self.work_dir / 'plots'
         plot_score_per_round(self.history, plots / 'score_per_round.png', self.score_name)
         plot_score_against_cost(self.history, 'flops', plots / 'score_vs_flops.png', self.score_name)
+        # Components may add plots of their own (e.g. a controller's reward and baseline).
+        for component in (self.strategy, self.estimator):
+            if hasattr(component, 'save_plots'):
+                component.save_plots(plots, self.score_name)
 
     def _finish(self) -> dict:
         best = self.best_record()

@@ -3,5 +3,6 @@ from .aging_evolution import AgingEvolution
 from .base import Strategy
 from .evolution import Evolution
 from .random_search import RandomSearch
+from .reinforce import ReinforceController
 
-__all__ = ['Strategy', 'RandomSearch', 'Evolution', 'AgingEvolution']
+__all__ = ['Strategy', 'RandomSearch', 'Evolution', 'AgingEvolution', 'ReinforceController']

@@ -1,0 +1,285 @@
+"""An LSTM controller trained with REINFORCE (or a PPO-style clipped objective),
+the RL search of NAS-FPN (Ghiasi et al. 2019) and AutoGAN (Gong et al. 2019),
+generic over any :class:`CategoricalSpace`."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import NasError
+from ..registry import STRATEGIES
+from ..result import Result
+from ..space import Arch, CategoricalSpace
+from .base import Strategy, check_int, check_prob
+
+
+class _LSTMController(nn.Module):
+    """Emits one decision per step. Each decision has its own softmax head and
+    an embedding of its chosen option, which is the next step's input, so later
+    decisions condition on earlier ones."""
+
+    def __init__(self, num_options: list[int], hidden_size: int,
+                 temperature: float | None, tanh_constant: float | None):
+        super().__init__()
+        self.start = nn.Parameter(torch.empty(1, hidden_size))  # the first step's input
+        self.cell = nn.LSTMCell(hidden_size, hidden_size)
+        self.heads = nn.ModuleList(nn.Linear(hidden_size, n) for n in num_options)
+        self.embeddings = nn.ModuleList(nn.Embedding(n, hidden_size) for n in num_options)
+        self.temperature = temperature
+        self.tanh_constant = tanh_constant
+
+    def forward(self, batch_size: int, choose: Callable[[int, torch.Tensor], torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run all decisions for a batch; ``choose(step, log_probs)`` picks the
+        option indices of a step. Returns the indices ``[B, K]`` and, per
+        architecture, the log-probability and the entropy summed over decisions."""
+        inputs = self.start.expand(batch_size, -1)
+        state = None
+        chosen, log_prob, entropy = [], 0.0, 0.0
+        for step, (head, embedding) in enumerate(zip(self.heads, self.embeddings)):
+            state = self.cell(inputs, state)
+            logits = head(state[0])
+            if self.temperature is not None:
+                logits = logits / self.temperature
+            if self.tanh_constant is not None:  # ENAS: bounded logits keep exploring
+                logits = self.tanh_constant * torch.tanh(logits)
+            log_probs = torch.log_softmax(logits, dim=-1)
+            index = choose(step, log_probs)
+            log_prob = log_prob + log_probs.gather(1, index[:, None]).squeeze(1)
+            entropy = entropy - (log_probs.exp() * log_probs).sum(-1)
+            chosen.append(index)
+            inputs = embedding(index)
+        return torch.stack(chosen, dim=1), log_prob, entropy
+
+
+@STRATEGIES.register_module()
+class ReinforceController(Strategy):
+    """An LSTM controller that samples the decisions of ``space`` in
+    ``space.keys`` order, trained by policy gradient on the told scores.
+
+    Each ``tell()`` is one controller update (a step) on the told batch:
+    reward R = score, advantage A = R - b with b a moving-average baseline
+    (initialised to the first batch's mean reward, then
+    ``b <- baseline_decay * b + (1 - baseline_decay) * mean(R)`` after computing
+    A), loss ``-mean(A * log p(arch)) - entropy_weight * mean(entropy)``
+    (entropy summed over decisions), Adam, gradient clipping by norm. With
+    ``ppo_clip`` set, the policy term is PPO's clipped surrogate
+    ``min(ratio * A, clip(ratio, 1 - ppo_clip, 1 + ppo_clip) * A)``, with
+    ``ratio = p_new / p_old`` and p_old recorded when the arch was proposed,
+    optimised for ``ppo_epochs`` passes. Told archs with a non-finite score (a
+    failed evaluation) are left out of the update. Done after ``num_steps``
+    updates, or when ``allow_repeats=False`` and the space is exhausted.
+
+    ``ask(n)`` ignores ``n``: each call samples a new batch of ``batch_size``
+    architectures (fewer once the space runs out), all satisfying the
+    constraint. With ``allow_repeats=False`` they are also new: a sample
+    proposed before is redrawn, which biases the gradient slightly, as the
+    samples then come from the controller's distribution restricted to new
+    archs; a proposal the controller fails to make new in ``max_sample_tries``
+    draws is a uniform random one. With ``allow_repeats=True`` the controller
+    may propose an arch again (NAS-FPN's does); the search loop caches
+    results, so a repeat costs no evaluation.
+
+    All randomness comes from a ``torch.Generator`` seeded with ``seed`` (the
+    controller's initial weights included), plus the base class's ``rng`` for
+    the uniform fallback. :attr:`history` holds ``(step, mean reward, best
+    reward, baseline after the update)`` per update.
+    """
+
+    def __init__(self, space: CategoricalSpace, num_steps: int = 100, batch_size: int = 8,
+                 hidden_size: int = 100, lr: float = 3.5e-4, baseline_decay: float = 0.95,
+                 entropy_weight: float = 1e-4, grad_clip: float | None = 5.0,
+                 temperature: float | None = None, tanh_constant: float | None = None,
+                 ppo_clip: float | None = None, ppo_epochs: int = 1, allow_repeats: bool = False,
+                 seed: int = 0, constraint: Callable[[Arch], bool] | None = None,
+                 max_sample_tries: int = 1000):
+        super().__init__(space, seed, constraint, max_sample_tries)
+        check_int('num_steps', num_steps, minimum=1)
+        check_int('batch_size', batch_size, minimum=1)
+        check_int('hidden_size', hidden_size, minimum=1)
+        check_int('ppo_epochs', ppo_epochs, minimum=1)
+        check_int('seed', seed, minimum=0)
+        check_prob('baseline_decay', baseline_decay)
+        _check_positive('lr', lr)
+        _check_positive('entropy_weight', entropy_weight, zero_ok=True)
+        for name, value in (('grad_clip', grad_clip), ('temperature', temperature),
+                            ('tanh_constant', tanh_constant), ('ppo_clip', ppo_clip)):
+            if value is not None:
+                _check_positive(name, value)
+        if ppo_clip is not None and ppo_clip >= 1:
+            raise NasError(f'ppo_clip must be in (0, 1) or None, got {ppo_clip!r}')
+        if ppo_epochs > 1 and ppo_clip is None:
+            raise NasError(f'ppo_epochs={ppo_epochs} needs ppo_clip: plain REINFORCE makes one '
+                           'update per batch, as later passes would be off-policy')
+        if not isinstance(allow_repeats, bool):
+            raise NasError(f'allow_repeats must be True or False, got {allow_repeats!r}')
+        self.num_steps = num_steps
+        self.batch_size = batch_size
+        self.baseline_decay = baseline_decay
+        self.entropy_weight = entropy_weight
+        self.grad_clip = grad_clip
+        self.ppo_clip = ppo_clip
+        self.ppo_epochs = ppo_epochs
+        self.allow_repeats = allow_repeats
+        self.generator = torch.Generator().manual_seed(seed)
+        self._options = [space.options(key) for key in space.keys]
+        # Keyed on the type too: 1, 1.0 and True are distinct options.
+        self._index = [{(type(o), o): i for i, o in enumerate(opts)} for opts in self._options]
+        with torch.random.fork_rng(devices=[]):  # leave the global RNG alone
+            self.controller = _LSTMController([len(o) for o in self._options], hidden_size,
+                                              temperature, tanh_constant)
+        with torch.no_grad():
+            for param in self.controller.parameters():  # ENAS's initialisation
+                param.uniform_(-0.1, 0.1, generator=self.generator)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
+        self.step = 0  # controller updates made
+        self.baseline: float | None = None
+        self.history: list[tuple[int, float, float, float | None]] = []
+        self._proposal_log_probs: dict[str, float] = {}  # p_old for PPO, until told
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.num_steps or (not self.allow_repeats and self._exhausted())
+
+    @property
+    def total_rounds(self) -> int:
+        """Rounds of the search loop this strategy needs: one per controller update."""
+        return self.num_steps
+
+    # -- the policy ------------------------------------------------------------
+
+    def log_prob_and_entropy(self, archs: list[Arch]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per architecture, the controller's log-probability of it and the
+        entropy of its decisions (summed), by teacher forcing; differentiable."""
+        for arch in archs:
+            self.space.validate(arch)
+        indices = torch.tensor([[index[(type(arch[key]), arch[key])]
+                                 for index, key in zip(self._index, self.space.keys)]
+                                for arch in archs], dtype=torch.long)
+        _, log_prob, entropy = self.controller(len(archs), lambda step, _: indices[:, step])
+        return log_prob, entropy
+
+    def _sample_archs(self, count: int) -> list[Arch]:
+        with torch.no_grad():
+            indices, _, _ = self.controller(count, lambda _, log_probs: torch.multinomial(
+                log_probs.exp(), 1, generator=self.generator).squeeze(1))
+        return [{key: options[i] for key, options, i in zip(self.space.keys, self._options, row)}
+                for row in indices.tolist()]
+
+    def _sampler(self) -> Callable[[], Arch]:
+        """``make`` for the draw loop: one controller sample per call, drawn
+        ``batch_size`` at a time, as a converged controller's samples are
+        mostly duplicates to redraw. Samples left at the end of an ask are dropped."""
+        block: list[Arch] = []
+
+        def make() -> Arch:
+            if not block:
+                block.extend(reversed(self._sample_archs(self.batch_size)))
+            return block.pop()
+        return make
+
+    # -- ask and tell -------------------------------------------------------------
+
+    def ask(self, n: int | None = None) -> list[Arch]:
+        if self.done:
+            return []
+        count = self.batch_size if self.allow_repeats else min(
+            self.batch_size, self.space.size() - self.num_proposed)
+        make = self._sampler()
+        archs = [self._propose(make) for _ in range(count)]
+        with torch.no_grad():
+            log_probs, _ = self.log_prob_and_entropy(archs)
+        for arch, log_prob in zip(archs, log_probs.tolist()):
+            self._proposal_log_probs[self.space.canonical(arch)] = log_prob
+        return archs
+
+    def _propose(self, make: Callable[[], Arch]) -> Arch:
+        if not self.allow_repeats:
+            return self.new_child(make)
+        for _ in range(self.max_sample_tries):
+            arch = make()
+            key = self.space.canonical(arch)
+            if key in self._seen:  # proposed before, so it satisfies the constraint
+                return arch
+            if self._satisfies(key, arch):
+                self._proposed.append(key)
+                self._seen.add(key)
+                return arch
+        return self.sample_valid()
+
+    def tell(self, archs: list[Arch], results: list[Result]) -> None:
+        super().tell(archs, results)
+        if not archs:
+            return
+        rewards = [float(result.score) for result in results]
+        old_log_prob = [self._proposal_log_probs.pop(self.space.canonical(arch), math.nan) for arch in archs]
+        usable = [i for i, reward in enumerate(rewards) if math.isfinite(reward)]
+        mean = best = math.nan
+        if usable:
+            rewards = [rewards[i] for i in usable]
+            mean, best = sum(rewards) / len(rewards), max(rewards)
+            if self.baseline is None:
+                self.baseline = mean
+            advantages = torch.tensor([reward - self.baseline for reward in rewards])
+            self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean
+            self._update([archs[i] for i in usable], advantages,
+                         torch.tensor([old_log_prob[i] for i in usable]))
+        self.history.append((self.step, mean, best, self.baseline))
+        self.step += 1
+
+    def _update(self, archs: list[Arch], advantages: torch.Tensor, old_log_prob: torch.Tensor) -> None:
+        """One REINFORCE step, or ``ppo_epochs`` PPO steps; ``old_log_prob`` is NaN
+        where no p_old was recorded (an arch told twice), which then counts as on-policy."""
+        for epoch in range(self.ppo_epochs):
+            log_prob, entropy = self.log_prob_and_entropy(archs)
+            if self.ppo_clip is None:
+                objective = advantages * log_prob
+            else:
+                if epoch == 0:
+                    old_log_prob = torch.where(old_log_prob.isnan(), log_prob.detach(), old_log_prob)
+                ratio = torch.exp(log_prob - old_log_prob)
+                clipped = ratio.clamp(1 - self.ppo_clip, 1 + self.ppo_clip)
+                objective = torch.minimum(ratio * advantages, clipped * advantages)
+            loss = -objective.mean() - self.entropy_weight * entropy.mean()
+            self.optimizer.zero_grad()
+            loss.backward()
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.controller.parameters(), self.grad_clip)
+            self.optimizer.step()
+
+    # -- state ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.update(controller=self.controller.state_dict(),
+                     optimizer=self.optimizer.state_dict(),
+                     generator=self.generator.get_state(),
+                     step=self.step,
+                     baseline=self.baseline,
+                     history=list(self.history),
+                     proposal_log_probs=dict(self._proposal_log_probs))
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        try:
+            self.controller.load_state_dict(state['controller'])
+        except RuntimeError as error:
+            raise NasError('the saved controller does not fit this one; was hidden_size changed? '
+                           f'({str(error).splitlines()[0]})') from error
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.generator.set_state(state['generator'])
+        self.step = state['step']
+        self.baseline = state['baseline']
+        self.history = [tuple(entry) for entry in state['history']]
+        self._proposal_log_probs = dict(state['proposal_log_probs'])
+
+
+def _check_positive(name: str, value, zero_ok: bool = False) -> None:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+            or value < 0 or (value == 0 and not zero_ok)):
+        bound = '>= 0' if zero_ok else '> 0'
+        raise NasError(f'{name} must be a number {bound}, got {value!r}')
