@@ -173,7 +173,9 @@ class SearchLoop:
     def _finish(self) -> dict:
         best = self.best_record()
         if dist.is_main_process():
-            metrics = {self.score_name: best['score'], **best['costs'], **best['metrics']}
+            # The score last: a metric of the same name (e.g. CocoMetric's rounded
+            # bbox_mAP) must not replace the unrounded score that ranked the search.
+            metrics = {**best['metrics'], **best['costs'], self.score_name: best['score']}
             self.space.save_arch(self.work_dir / BEST_ARCH_NAME, best["arch"], metrics)
             self.estimator.export(best['arch'], self.work_dir)
             self._plot()

@@ -14,7 +14,8 @@
 # is not a base because it adds a detection visualisation hook.
 default_scope = 'mmdet'
 # backbones/__init__.py does not import the classification module.
-custom_imports = dict(imports=['backbones'], allow_failed_imports=False)
+custom_imports = dict(imports=['backbones', 'detection', 'nas_tasks.checkpoint'],
+                      allow_failed_imports=False)
 
 data_root = 'data/imagenet/'
 image_size = 224
@@ -74,6 +75,7 @@ custom_hooks = [
     dict(type='UniformPathHook', space=dict(type='DetNASSpace', variant='small'),
          supernet_path='backbone', seed=0),
     dict(type='ExportWeightsHook', filename='classifier_weights.pth'),
+    dict(type='WeightsOnlyCheckpointHook'),
 ]
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

@@ -8,6 +8,7 @@ _base_ = [
     '../_base_/datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/nas_tasks_runtime.py',
 ]
 search_dir = 'work_dirs/detnas_faster_rcnn_coco'
 model = dict(backbone=dict(

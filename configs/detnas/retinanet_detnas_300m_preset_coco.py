@@ -6,6 +6,7 @@ _base_ = [
     '../_base_/datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/nas_tasks_runtime.py',
 ]
 model = dict(backbone=dict(_delete_=True, type='DetNASBackbone', arch='detnas_300m_coco_retinanet'))
 optim_wrapper = dict(optimizer=dict(lr=0.01))

@@ -9,10 +9,8 @@ _base_ = [
     '../_base_/models/retinanet_detnas_supernet.py',
     '../_base_/datasets/toy_coco_detection.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/nas_tasks_runtime.py',
 ]
-# Lets mmdet's own tools/train.py and test.py find the backbone and metric.
-custom_imports = dict(imports=['backbones', 'detection'], allow_failed_imports=False)
-
 # The search's work dir: it holds best_arch.json and best_subnet.pth.
 search_dir = 'work_dirs/detnas_toy'
 model = dict(
