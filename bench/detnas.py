@@ -9,7 +9,9 @@
     python bench/detnas.py [--steps 20] [--candidates 8] [--supernet-iters 100]
 """
 import argparse
+import contextlib
 import copy
+import io
 import os
 import random
 import statistics
@@ -85,7 +87,8 @@ def bench_candidates(cfg, data_root: Path, work_dir: Path, candidates: int) -> N
     estimator_cfg = dict(cfg.estimator)
     estimator = ESTIMATORS.build(estimator_cfg, default_args=dict(space=space, config=cfg, seed=0))
     start = time.perf_counter()
-    estimator.train_shared(work_dir, resume=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        estimator.train_shared(work_dir, resume=False)
     train_seconds = time.perf_counter() - start
     rng = random.Random(1)
     archs = [space.sample(rng) for _ in range(candidates)]
