@@ -1,11 +1,21 @@
-"""mmdet's CocoMetric, plus the unrounded AP for ranking candidates."""
+"""mmdet's CocoMetric with the unrounded AP, and scoring a candidate detector on a split."""
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import time
+from dataclasses import dataclass
 from typing import Dict
 
 import mmdet.evaluation.metrics.coco_metric as coco_metric_module
+import torch
 from mmdet.evaluation import CocoMetric
 from mmdet.registry import METRICS
+from mmengine.evaluator import Evaluator
+from mmengine.logging import MMLogger
+
+from nas_tasks.errors import NasError
 
 
 @METRICS.register_module()
@@ -35,3 +45,49 @@ class PreciseCocoMetric(CocoMetric):
             eval_results[f'{iou_type}_mAP_precise'] = stats[0]
             eval_results[f'{iou_type}_mAP_50_precise'] = stats[1]
         return eval_results
+
+
+@dataclass
+class SplitScore:
+    """A detector scored on a whole held-out split."""
+
+    score: float
+    metrics: dict[str, float]
+    seconds_inference: float
+    seconds_coco_eval: float
+
+
+def score_on_split(model: torch.nn.Module, loader, evaluator: Evaluator, score_key: str) -> SplitScore:
+    """Run ``model`` over ``loader`` and score it with ``evaluator`` in this process alone.
+
+    ``Evaluator.evaluate`` would gather results across ranks, but in a search
+    each rank scores different candidates on the whole split, so each metric
+    computes on its own results. pycocotools' prints and CocoMetric's tables
+    are muted to keep the search log to one line per round (candidates.jsonl
+    has every value). No detection at all makes CocoMetric return nothing:
+    that scores 0.
+    """
+    start = time.perf_counter()
+    model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            evaluator.process(data_samples=model.test_step(batch), data_batch=batch)
+    inferred = time.perf_counter()
+    metrics: dict[str, float] = {}
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for metric in evaluator.metrics:
+                metrics.update(metric.compute_metrics(metric.results))
+                metric.results.clear()
+    finally:
+        logger.setLevel(level)
+    metrics = {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))}
+    if metrics and score_key not in metrics:
+        raise NasError(f"the val_evaluator reports no '{score_key}' (it gave {sorted(metrics)}); "
+                       "use type='PreciseCocoMetric' or set estimator.score_key")
+    return SplitScore(float(metrics.get(score_key, 0.0)), metrics,
+                      seconds_inference=inferred - start,
+                      seconds_coco_eval=time.perf_counter() - inferred)

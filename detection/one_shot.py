@@ -12,19 +12,18 @@ import contextlib
 import copy
 import io
 import itertools
-import logging
 import time
 from pathlib import Path
 
 import torch
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
-from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from detection.data import build_full_split_loader, check_dataset_paths
+from detection.metrics import score_on_split
 from mmdet.registry import METRICS
 from nas_tasks import dist
 from nas_tasks.builder import build_component
@@ -155,51 +154,12 @@ class OneShotDetectionEstimator(Estimator):
         start = time.perf_counter()
         self._activate(arch, recalibration_loader)
         recalibrated = time.perf_counter()
-
-        model = self.model
-        model.eval()
-        with torch.no_grad():
-            for batch in val_loader:
-                evaluator.process(data_samples=model.test_step(batch), data_batch=batch)
-        inferred = time.perf_counter()
-
-        metrics = self._compute_metrics(evaluator)
-        evaluated = time.perf_counter()
-        if metrics and self.score_key not in metrics:
-            raise NasError(f"the val_evaluator reports no '{self.score_key}' (it gave "
-                           f"{sorted(metrics)}); use type='PreciseCocoMetric' or set "
-                           'estimator.score_key')
-        # No detection at all makes CocoMetric return nothing: that is mAP 0.
-        score = float(metrics.get(self.score_key, 0.0))
-        costs = dict(self.costs(arch), seconds=evaluated - start)
+        scored = score_on_split(self.model, val_loader, evaluator, self.score_key)
         timings = dict(seconds_bn_recalibration=recalibrated - start,
-                       seconds_inference=inferred - recalibrated,
-                       seconds_coco_eval=evaluated - inferred)
-        return Result(score=score, costs=costs, metrics={**metrics, **timings})
-
-    @staticmethod
-    def _compute_metrics(evaluator: Evaluator) -> dict[str, float]:
-        """Per-rank COCO evaluation of one candidate.
-
-        ``Evaluator.evaluate`` would gather results across ranks, but here
-        each rank scores different candidates on the whole split, so each
-        metric computes on its own results. pycocotools' prints and
-        CocoMetric's per-candidate tables are muted to keep the search log to
-        one line per round; candidates.jsonl has every value.
-        """
-        metrics: dict[str, float] = {}
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.WARNING)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                for metric in evaluator.metrics:
-                    metrics.update(metric.compute_metrics(metric.results))
-                    metric.results.clear()
-        finally:
-            logger.setLevel(level)
-        return {key: float(value) for key, value in metrics.items()
-                if isinstance(value, (int, float))}
+                       seconds_inference=scored.seconds_inference,
+                       seconds_coco_eval=scored.seconds_coco_eval)
+        costs = dict(self.costs(arch), seconds=time.perf_counter() - start)
+        return Result(score=scored.score, costs=costs, metrics={**scored.metrics, **timings})
 
     # -- export ----------------------------------------------------------------
     def export(self, arch: Arch, work_dir: Path) -> list[Path]:

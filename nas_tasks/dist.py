@@ -5,7 +5,9 @@ single-process behaviour when no process group is initialised.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from datetime import timedelta
 from typing import Any, Sequence
 
 import torch
@@ -35,11 +37,14 @@ def init_distributed(launcher: str) -> None:
                        'start it with: torchrun --nproc_per_node N tools/search.py ...')
     if torch_dist.is_initialized():
         return
+    # Ranks wait in the gather while others still evaluate (a proxy training can
+    # take hours), so the default 10-30 minute collective timeout is too short.
+    timeout = timedelta(seconds=float(os.environ.get('NAS_TASKS_DIST_TIMEOUT', 24 * 3600)))
     if use_cuda():
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-        torch_dist.init_process_group('nccl')
+        torch_dist.init_process_group('nccl', timeout=timeout)
     else:
-        torch_dist.init_process_group('gloo')
+        torch_dist.init_process_group('gloo', timeout=timeout)
 
 
 def ddp_wrapper_cfg(find_unused_parameters: bool) -> dict:
@@ -102,3 +107,26 @@ def evaluate_split(items: Sequence[Any], evaluate_fn) -> list[Any]:
         for index, result in pairs:
             ordered[index] = result
     return ordered
+
+
+@contextlib.contextmanager
+def process_local():
+    """Make this process look like a single-process run to torch.distributed users.
+
+    Each rank trains a different candidate, but with a process group present
+    mmengine's Runner broadcasts its timestamp and the initial weights from
+    rank 0, its DefaultSampler shards the data by rank, and some mmdet heads
+    all-reduce their loss normalisers (``reduce_mean``). Across ranks these
+    calls would pair up collectives of different models, overwrite one
+    candidate's initial weights with another's, or hang when ranks hold
+    different numbers of candidates. All of them ask
+    ``torch.distributed.is_initialized()`` first, so answering False here
+    turns them into their single-process versions. The group itself is left
+    untouched, for the gathering that follows.
+    """
+    is_initialized = torch_dist.is_initialized
+    torch_dist.is_initialized = lambda: False
+    try:
+        yield
+    finally:
+        torch_dist.is_initialized = is_initialized

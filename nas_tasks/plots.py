@@ -1,9 +1,11 @@
 """PNG plots of a search, written atomically."""
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
@@ -63,3 +65,29 @@ def plot_score_against_cost(history: list[dict], cost: str, path: Path, score_na
     axes.grid(alpha=0.3)
     _save_atomically(figure, path)
     return True
+
+
+def plot_controller_rewards(history: Sequence[Sequence], path: str | Path,
+                            score_name: str = 'reward') -> None:
+    """Reward per controller step: the batch mean, the batch best and the baseline.
+
+    ``history`` holds ``(step, mean reward, best reward, baseline)`` entries,
+    as ``ReinforceController.history``; a missing baseline or a step without a
+    usable reward (NaN) leaves a gap.
+    """
+    steps = [entry[0] for entry in history]
+    mean, best, baseline = ([_number(entry[i]) for entry in history] for i in (1, 2, 3))
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(steps, best, 's--', label='best in batch')
+    axes.plot(steps, mean, 'o-', label='mean of batch')
+    axes.plot(steps, baseline, '-', color='0.4', label='baseline')
+    axes.set_xlabel('controller step')
+    axes.set_ylabel(score_name)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    axes.legend()
+    _save_atomically(figure, Path(path))
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)

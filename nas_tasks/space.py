@@ -143,6 +143,14 @@ class CategoricalSpace:
                 raise ArchError(f"architecture key '{key}' has value {value!r}; allowed values: "
                                 f"{', '.join(map(str, options))}")
 
+    def is_valid(self, arch: Arch) -> bool:
+        """``validate`` as a yes/no answer, for samplers that redraw invalid architectures."""
+        try:
+            self.validate(arch)
+        except ArchError:
+            return False
+        return True
+
     def canonical(self, arch: Arch) -> str:
         """A canonical JSON string of ``arch``: equal archs give equal strings."""
         return json.dumps(arch, sort_keys=True, separators=(',', ':'))

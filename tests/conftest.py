@@ -1,4 +1,5 @@
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,10 @@ def run_tool(args: list[str], env_extra: dict | None = None, timeout: int = 600,
         raise AssertionError(f'{" ".join(args)} failed ({result.returncode}):\n'
                              f'{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
     return result
+
+
+def free_port() -> str:
+    """A TCP port nobody listens on now, for torchrun's rendezvous."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return str(probe.getsockname()[1])

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import REPO, TOY_CONFIG, run_tool, shrunk_search_options
+from conftest import free_port, REPO, TOY_CONFIG, run_tool, shrunk_search_options
 
 # Same thread count in every process, so CPU float reductions match across runs.
 ONE_THREAD = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
@@ -87,7 +87,7 @@ def test_two_processes_score_candidates_like_one(toy_coco, tmp_path):
     """
     two = tmp_path / 'two_processes'
     run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-              '--master_port', '29561', 'tools/search.py', TOY_CONFIG, '--launcher', 'pytorch',
+              '--master_port', free_port(), 'tools/search.py', TOY_CONFIG, '--launcher', 'pytorch',
               '--work-dir', str(two), '--cfg-options', *shrunk_search_options(toy_coco)],
              env_extra=ONE_THREAD, check=True)
     one = tmp_path / 'one_process'

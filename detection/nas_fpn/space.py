@@ -193,13 +193,6 @@ class NASFPNSpace(CategoricalSpace):
         # Reports a non-dict and missing or unknown keys.
         super().validate(arch)
 
-    def is_valid(self, arch: Arch) -> bool:
-        try:
-            self.validate(arch)
-        except ArchError:
-            return False
-        return True
-
     def _check_cell(self, arch: Arch, cell: int) -> None:
         input0, input1, level, op = (arch[arch_key(cell, d)] for d in DECISIONS)
         self._check_input(cell, 'input0', input0)

@@ -150,11 +150,10 @@ class Strategy:
         return None, duplicates, rejected
 
     def _satisfies(self, key: str, arch: Arch) -> bool:
-        if self.constraint is None:
-            return True
+        """Valid for the space (e.g. NAS-FPN's two inputs of a cell must differ) and within the constraint."""
         if key in self._rejected:
             return False
-        if self.constraint(arch):
+        if self.space.is_valid(arch) and (self.constraint is None or self.constraint(arch)):
             return True
         self._rejected.add(key)
         return False

@@ -4,12 +4,14 @@ generic over any :class:`CategoricalSpace`."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
 from ..errors import NasError
+from ..plots import plot_controller_rewards
 from ..registry import STRATEGIES
 from ..result import Result
 from ..space import Arch, CategoricalSpace
@@ -180,6 +182,12 @@ class ReinforceController(Strategy):
                 block.extend(reversed(self._sample_archs(self.batch_size)))
             return block.pop()
         return make
+
+    def save_plots(self, plots_dir: Path, score_name: str) -> None:
+        """Reward per controller step (batch mean, batch best, baseline), called by the search loop."""
+        if self.history:
+            plot_controller_rewards(self.history, Path(plots_dir) / 'controller_rewards.png',
+                                    score_name)
 
     # -- ask and tell -------------------------------------------------------------
 
