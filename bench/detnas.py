@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import copy
 import io
-import os
 import random
 import statistics
 import sys
@@ -22,6 +21,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / 'bench'))
+
+from machine import describe_machine  # noqa: E402
 
 TOY_CONFIG = REPO / 'configs/detnas/detnas_retinanet_toy.py'
 
@@ -109,14 +111,12 @@ def bench_candidates(cfg, data_root: Path, work_dir: Path, candidates: int) -> N
 
 def main():
     args = parse_args()
-    import torch
     from nas_tasks.builder import load_config
     from nas_tasks.modules import register_all_modules
     from nas_tasks.toy_data import make_coco
 
     register_all_modules()
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'{os.cpu_count()} CPUs, CUDA: {torch.cuda.is_available()}')
+    print(describe_machine())
     with tempfile.TemporaryDirectory() as tmp:
         data_root = make_coco(Path(tmp) / 'toy_coco')
         cfg = load_config(str(TOY_CONFIG), {'data_root': str(data_root),

@@ -8,7 +8,6 @@
     python bench/nas_fpn.py [--steps 3] [--batch 4] [--iters 120]
 """
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -17,6 +16,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / 'bench'))
+
+from machine import describe_machine  # noqa: E402
 
 TOY_CONFIG = REPO / 'configs/nas_fpn/nas_fpn_retinanet_toy.py'
 PARTS = ('training', 'inference', 'coco_eval')
@@ -45,15 +47,13 @@ def timed(method, spent: list):
 
 def main():
     args = parse_args()
-    import torch
     from nas_tasks.builder import load_config
     from nas_tasks.modules import register_all_modules
     from nas_tasks.search import build_search
     from nas_tasks.toy_data import make_coco
 
     register_all_modules()
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'{os.cpu_count()} CPUs, CUDA: {torch.cuda.is_available()}')
+    print(describe_machine())
     with tempfile.TemporaryDirectory() as tmp:
         options = {'data_root': str(make_coco(Path(tmp) / 'toy_coco')),
                    'strategy.num_steps': args.steps, 'strategy.batch_size': args.batch}
