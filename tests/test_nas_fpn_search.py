@@ -157,16 +157,18 @@ def test_process_local_hides_the_process_group_and_restores_it():
 @pytest.fixture
 def drawn_figures(monkeypatch):
     """The figures the plotting functions save, kept open for inspection."""
-    import detection.nas_fpn.plots as plots
+    import detection.nas_fpn.plots as pyramid_plots
+    import nas_tasks.plots as core_plots
     figures = []
 
     def keep(figure, path):
         figures.append(figure)
         figure.savefig(path)  # _save_atomically closes the figure
-    monkeypatch.setattr(plots, '_save_atomically', keep)
+    for module in (pyramid_plots, core_plots):
+        monkeypatch.setattr(module, '_save_atomically', keep)
     yield figures
     for figure in figures:
-        plots.plt.close(figure)
+        core_plots.plt.close(figure)
 
 
 def test_draw_pyramid_pictures_any_valid_architecture(tmp_path, drawn_figures):
