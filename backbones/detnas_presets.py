@@ -5,11 +5,11 @@ with one key per choice block (20 for 'small', 40 for 'large'/'xlarge'). Arch
 files are JSON ``{"space": "detnas-small", "version": 1, "arch": {...},
 "metrics": {...}}``. Plain Python: needs neither torch nor mmdet.
 """
-import json
 import os
 from typing import Mapping, NamedTuple, Sequence
 
 from nas_tasks.errors import ArchError, NasError
+from nas_tasks.space import load_arch
 
 from .shufflenet_blocks import CHOICE_NAMES
 
@@ -149,12 +149,8 @@ def _load_arch_file(path: str | os.PathLike) -> tuple[str, dict[str, str]]:
     if not os.path.isfile(path):
         raise NasError(f'arch {os.fspath(path)!r} is neither a DetNAS preset '
                        f'({", ".join(PRESETS)}) nor an existing JSON file')
-    try:
-        with open(path) as f:
-            content = json.load(f)
-    except (OSError, json.JSONDecodeError) as error:
-        raise NasError(f'cannot read arch file {os.fspath(path)}: {error}') from None
-    if not isinstance(content, dict) or 'space' not in content or 'arch' not in content:
+    content = load_arch(path)
+    if 'space' not in content or 'arch' not in content:
         raise ArchError(f'arch file {os.fspath(path)} must be a JSON object with "space", '
                         f'"version" and "arch" keys')
     spaces = {space_name(v): v for v in VARIANTS}

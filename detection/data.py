@@ -1,15 +1,18 @@
 """Data helpers for detection tasks: path checks and whole-split dataloaders."""
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import os
 from functools import partial
 
 from mmengine.dataset import pseudo_collate
+from mmengine.evaluator import Evaluator
 from mmengine.registry import FUNCTIONS
 from torch.utils.data import DataLoader
 
-from mmdet.registry import DATASETS
+from mmdet.registry import DATASETS, METRICS
 from nas_tasks.errors import NasError
 
 TOY_DATA_HINT = 'generate the toy set with: python tools/make_toy_data.py coco data/toy_coco'
@@ -45,3 +48,13 @@ def build_full_split_loader(dataloader_cfg: dict) -> DataLoader:
     collate_fn = FUNCTIONS.get(collate_type) if isinstance(collate_type, str) else collate_type
     return DataLoader(dataset, batch_size=cfg.get('batch_size', 1), shuffle=False, num_workers=0,
                       collate_fn=partial(collate_fn or pseudo_collate, **collate_cfg))
+
+
+def build_held_out_split(runner_cfg) -> tuple[DataLoader, Evaluator]:
+    """The config's whole ``val_dataloader`` split and its ``val_evaluator``, ready to score."""
+    # pycocotools prints while it indexes annotations.
+    with contextlib.redirect_stdout(io.StringIO()):
+        loader = build_full_split_loader(runner_cfg.val_dataloader)
+        evaluator = Evaluator(METRICS.build(copy.deepcopy(runner_cfg.val_evaluator)))
+    evaluator.dataset_meta = loader.dataset.metainfo
+    return loader, evaluator

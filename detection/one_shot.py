@@ -22,9 +22,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
-from detection.data import build_full_split_loader, check_dataset_paths
+from detection.data import build_full_split_loader, build_held_out_split, check_dataset_paths
 from detection.metrics import score_on_split
-from mmdet.registry import METRICS
 from nas_tasks import dist
 from nas_tasks.builder import build_component
 from nas_tasks.checkpoint import atomic_torch_save, safe_torch_load
@@ -134,10 +133,7 @@ class OneShotDetectionEstimator(Estimator):
             # pycocotools prints while it indexes annotations.
             with contextlib.redirect_stdout(io.StringIO()):
                 recalibration_loader = build_full_split_loader(self.runner_cfg.train_dataloader)
-                val_loader = build_full_split_loader(self.runner_cfg.val_dataloader)
-                evaluator = Evaluator(METRICS.build(copy.deepcopy(self.runner_cfg.val_evaluator)))
-            evaluator.dataset_meta = val_loader.dataset.metainfo
-            self._evaluation = (recalibration_loader, val_loader, evaluator)
+            self._evaluation = (recalibration_loader, *build_held_out_split(self.runner_cfg))
         return self._evaluation
 
     def _activate(self, arch: Arch, recalibration_loader) -> None:

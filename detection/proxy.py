@@ -28,11 +28,11 @@ from mmengine.evaluator import Evaluator
 from mmengine.runner import Runner
 
 from backbones.resources import measure
-from detection.data import build_full_split_loader, check_dataset_paths
+from detection.data import build_held_out_split, check_dataset_paths
 from detection.metrics import score_on_split
 from detection.nas_fpn.plots import draw_pyramid
 from detection.one_shot import SEARCH_KEYS
-from mmdet.registry import METRICS, MODELS
+from mmdet.registry import MODELS
 from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Arch, Estimator
@@ -180,12 +180,7 @@ class ProxyDetectionEstimator(Estimator):
     def _validation_parts(self) -> tuple[torch.utils.data.DataLoader, Evaluator]:
         """The whole held-out split and its metric, built once."""
         if self._validation is None:
-            # pycocotools prints while it indexes annotations.
-            with contextlib.redirect_stdout(io.StringIO()):
-                val_loader = build_full_split_loader(self.runner_cfg.val_dataloader)
-                evaluator = Evaluator(METRICS.build(copy.deepcopy(self.runner_cfg.val_evaluator)))
-            evaluator.dataset_meta = val_loader.dataset.metainfo
-            self._validation = (val_loader, evaluator)
+            self._validation = build_held_out_split(self.runner_cfg)
         return self._validation
 
     # -- export ------------------------------------------------------------------

@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 TOY_CONFIG = 'configs/detnas/detnas_retinanet_toy.py'
@@ -47,3 +49,16 @@ def free_port() -> str:
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
         return str(probe.getsockname()[1])
+
+
+def randomize_batch_norms(model, seed):
+    """Distinct BN affine params and running stats, so that a wrong weight
+    mapping cannot go unnoticed."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            size = module.num_features
+            module.weight.data = 0.5 + torch.rand(size, generator=generator)
+            module.bias.data = 0.1 * torch.randn(size, generator=generator)
+            module.running_mean = 0.1 * torch.randn(size, generator=generator)
+            module.running_var = 0.5 + torch.rand(size, generator=generator)

@@ -12,6 +12,7 @@ from backbones.detnas import (CHOICE_NAMES, PRESETS, DetNASBackbone, DetNASSuper
 from backbones.resources import DetNASCostTable
 from backbones.shufflenet_blocks import ShuffleNetV2Block, channel_split
 from nas_tasks.errors import ArchError, NasError
+from conftest import randomize_batch_norms
 
 SMALL_WIDTHS = (64, 160, 320, 640)
 LARGE_WIDTHS = (96, 240, 480, 960)
@@ -21,19 +22,6 @@ STRIDES = (4, 8, 16, 32)
 def random_arch(variant, seed):
     rng = random.Random(seed)
     return {key: rng.choice(CHOICE_NAMES) for key in layer_keys(variant)}
-
-
-def randomize_batch_norms(model, seed):
-    """Distinct BN affine params and running stats, so that a wrong weight
-    mapping cannot go unnoticed."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            size = module.num_features
-            module.weight.data = 0.5 + torch.rand(size, generator=generator)
-            module.bias.data = 0.1 * torch.randn(size, generator=generator)
-            module.running_mean = 0.1 * torch.randn(size, generator=generator)
-            module.running_var = 0.5 + torch.rand(size, generator=generator)
 
 
 def run(model, x):

@@ -12,6 +12,7 @@ from detection.nas_fpn.space import cells_to_arch
 from nas_tasks.errors import ArchError, NasError
 from nas_tasks.registry import SPACES
 from nas_tasks.space import load_arch
+from conftest import randomize_batch_norms
 
 # Backbone levels C2..C5; with start_level=1 the neck uses C3..C5 (sizes 32,
 # 16, 8) and adds P6, P7 (4, 2) by pooling.
@@ -36,19 +37,6 @@ def build_neck(arch, stack_times=1, channels=CHANNELS, norm_cfg=None):
 def run(model, features):
     with torch.no_grad():
         return model(features)
-
-
-def randomize_batch_norms(model, seed):
-    """Distinct BN affine params and running stats, so that a wrong weight
-    mapping cannot go unnoticed."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            size = module.num_features
-            module.weight.data = 0.5 + torch.rand(size, generator=generator)
-            module.bias.data = 0.1 * torch.randn(size, generator=generator)
-            module.running_mean = 0.1 * torch.randn(size, generator=generator)
-            module.running_var = 0.5 + torch.rand(size, generator=generator)
 
 
 # -- the space ------------------------------------------------------------------
