@@ -1,10 +1,9 @@
-"""Data helpers for detection tasks: path checks and whole-split dataloaders."""
+"""Data helpers for detection tasks: whole-split dataloaders (and the core path check)."""
 from __future__ import annotations
 
 import contextlib
 import copy
 import io
-import os
 from functools import partial
 
 from mmengine.dataset import pseudo_collate
@@ -13,26 +12,7 @@ from mmengine.registry import FUNCTIONS
 from torch.utils.data import DataLoader
 
 from mmdet.registry import DATASETS, METRICS
-from nas_tasks.errors import NasError
-
-TOY_DATA_HINT = 'generate the toy set with: python tools/make_toy_data.py coco data/toy_coco'
-
-
-def check_dataset_paths(dataset_cfg: dict, split: str) -> None:
-    """Fail with one line if a dataset's annotation file or image folder is missing."""
-    data_root = dataset_cfg.get('data_root', '') or ''
-    ann_file = dataset_cfg.get('ann_file')
-    if ann_file:
-        path = os.path.join(data_root, ann_file)
-        if not os.path.isfile(path):
-            raise NasError(f'{split} annotation file not found: {path}; set data_root in the '
-                           f'config (--cfg-options data_root=...) or {TOY_DATA_HINT}')
-    image_dir = (dataset_cfg.get('data_prefix') or {}).get('img')
-    if image_dir is not None:
-        path = os.path.join(data_root, image_dir)
-        if not os.path.isdir(path):
-            raise NasError(f'{split} image folder not found: {path}; set data_root in the config '
-                           f'or {TOY_DATA_HINT}')
+from nas_tasks.data_paths import check_dataset_paths  # noqa: F401  (used here by the estimators)
 
 
 def build_full_split_loader(dataloader_cfg: dict) -> DataLoader:

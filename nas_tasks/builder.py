@@ -8,6 +8,7 @@ from typing import Any
 from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exported for tools)
 from mmengine.registry import Registry
 
+from nas_tasks.data_paths import leaf_datasets
 from nas_tasks.errors import NasError
 
 
@@ -73,7 +74,8 @@ def apply_data_root(cfg: Config, data_root: str) -> None:
     """Point every dataloader and evaluator of an mmdet/mmseg config at ``data_root``.
 
     Base configs bake ``data_root`` into each dataset when they are read, so
-    overriding the top-level variable alone would change nothing.
+    overriding the top-level variable alone would change nothing. Wrapped
+    datasets (``RepeatDataset``, ``ConcatDataset``) are moved, not their wrapper.
     """
     data_root = data_root if data_root.endswith('/') else data_root + '/'
     old_root = cfg.get('data_root')
@@ -81,7 +83,8 @@ def apply_data_root(cfg: Config, data_root: str) -> None:
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         if loader and loader.get('dataset') is not None:
-            loader.dataset.data_root = data_root
+            for _, dataset in leaf_datasets(loader.dataset):
+                dataset['data_root'] = data_root
         evaluator = cfg.get(f'{split}_evaluator')
         if isinstance(evaluator, dict) and isinstance(evaluator.get('ann_file'), str) and old_root:
             if evaluator.ann_file.startswith(old_root):

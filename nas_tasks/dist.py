@@ -20,6 +20,11 @@ def use_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def device() -> torch.device:
+    """This process's device: its GPU under torchrun on CUDA, else the CPU."""
+    return torch.device('cuda', torch.cuda.current_device()) if use_cuda() else torch.device('cpu')
+
+
 def init_distributed(launcher: str) -> None:
     """Initialise the process group for ``--launcher pytorch`` (torchrun).
 

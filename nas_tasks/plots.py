@@ -8,18 +8,19 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
-def _save_atomically(figure, path: Path) -> None:
+def _save_atomically(figure, path: Path, tight: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.png')
     os.close(fd)
     try:
-        figure.savefig(tmp, dpi=110, bbox_inches='tight')
+        figure.savefig(tmp, dpi=110, bbox_inches='tight' if tight else None)
         os.replace(tmp, path)
     finally:
         plt.close(figure)
@@ -91,3 +92,74 @@ def plot_controller_rewards(history: Sequence[Sequence], path: str | Path,
 
 def _number(value) -> float:
     return math.nan if value is None else float(value)
+
+
+def plot_arch_weights(history: Sequence[dict], path_dir: str | Path,
+                      op_names: dict[str, Sequence[str]] | None = None) -> list[Path]:
+    """How a differentiable search's architecture weights evolve: one PNG per group.
+
+    ``history`` holds per-epoch records with ``epoch`` (0-based) and
+    ``arch_weights`` (``{group: nested list [..., ops]}``, normalised over the
+    last dimension), as ``DifferentiableTrainer.history``. Leading dimensions
+    are flattened into rows (an edge of a cell, a (layer, level) node of a
+    trellis). ``arch_<group>.png`` shows one small panel per row with one line
+    per op over the epochs, and beside them a heatmap of the last record's
+    weights. ``op_names`` optionally labels the ops of a group. Returns the
+    paths written (none for an empty history).
+    """
+    records = [r for r in history if r.get('arch_weights')]
+    if not records:
+        return []
+    epochs = [r['epoch'] + 1 for r in records]
+    written = []
+    for name in records[-1]['arch_weights']:
+        series = np.array([r['arch_weights'][name] for r in records if name in r['arch_weights']],
+                          dtype=float)
+        shape = series.shape[1:]
+        rows = series.reshape(len(series), -1, shape[-1])  # [records, rows, ops]
+        labels = [str(index[0]) if len(index) == 1 else str(index)
+                  for index in np.ndindex(*shape[:-1])] or ['']
+        ops = list((op_names or {}).get(name) or [f'op {k}' for k in range(shape[-1])])
+        path = Path(path_dir) / f'arch_{name}.png'
+        _plot_arch_group(name, epochs[-len(series):], rows, labels, ops, path)
+        written.append(path)
+    return written
+
+
+def _plot_arch_group(name: str, epochs: list[int], rows: np.ndarray, labels: list[str],
+                     ops: list[str], path: Path) -> None:
+    count, num_ops = rows.shape[1], rows.shape[2]
+    cols = math.ceil(math.sqrt(count))
+    grid_rows = math.ceil(count / cols)
+    height = max(1.7 * grid_rows + 1.0, 0.2 * count + 1.8)
+    width = 2.2 * cols + 1.6 + 0.3 * num_ops
+    figure = plt.figure(figsize=(width, height))
+    grid = figure.add_gridspec(grid_rows, cols + 1, width_ratios=[1] * cols + [0.8 + 0.12 * num_ops],
+                               hspace=0.55, wspace=0.3, top=1 - 0.7 / height, bottom=0.7 / height,
+                               left=0.5 / width, right=1 - 0.2 / width)
+    colors = plt.get_cmap('tab10' if num_ops <= 10 else 'tab20')
+    first = None
+    for row in range(count):
+        axes = figure.add_subplot(grid[row // cols, row % cols], sharex=first, sharey=first)
+        first = first or axes
+        for op in range(num_ops):
+            axes.plot(epochs, rows[:, row, op], '.-', color=colors(op % colors.N), lw=1, ms=3,
+                      label=ops[op])
+        axes.set_title(f'{name} {labels[row]}', fontsize=7)
+        axes.tick_params(labelsize=6)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+        axes.grid(alpha=0.3)
+        # Tick labels only on the left column and on the lowest panel of each column.
+        axes.tick_params(labelleft=row % cols == 0, labelbottom=row + cols >= count)
+    first.set_ylim(0, 1)
+    handles, names = first.get_legend_handles_labels()
+    figure.legend(handles, names, loc='upper center', ncol=min(num_ops, 8), fontsize=7)
+    figure.supxlabel('epoch', fontsize=8)
+    heat = figure.add_subplot(grid[:, cols])
+    image = heat.imshow(rows[-1], aspect='auto', cmap='viridis', vmin=0, vmax=max(rows[-1].max(), 1e-9))
+    heat.set_title(f'{name} after epoch {epochs[-1]}', fontsize=8)
+    heat.set_xticks(range(num_ops), ops, rotation=90, fontsize=6)
+    heat.set_yticks(range(count), labels, fontsize=6)
+    figure.colorbar(image, ax=heat, fraction=0.1, pad=0.03, shrink=0.6)
+    # The grid sets the margins; a tight bounding box would cost seconds for ~50 panels.
+    _save_atomically(figure, path, tight=False)

@@ -10,3 +10,5 @@ STRATEGIES = Registry('search strategy', scope='nas_tasks')
 ESTIMATORS = Registry('estimator', scope='nas_tasks')
 # Cheap resource models (FLOPs, params of an arch without building it).
 COST_MODELS = Registry('cost model', scope='nas_tasks')
+# Gradient-based searches (a trainer over architecture parameters, not ask/tell).
+DIFFERENTIABLE_SEARCHES = Registry('differentiable search', scope='nas_tasks')

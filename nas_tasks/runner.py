@@ -9,6 +9,7 @@ from mmengine.runner import Runner
 from nas_tasks import dist
 from nas_tasks.builder import load_config
 from nas_tasks.checkpoint import WeightsOnlyCheckpointHook
+from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.errors import NasError
 from nas_tasks.modules import register_all_modules
 
@@ -59,7 +60,6 @@ def make_runner(cfg: Config) -> Runner:
 
 
 def _check_data_paths(cfg: Config) -> None:
-    from detection.data import check_dataset_paths
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         if loader and loader.get('dataset') is not None:

@@ -10,7 +10,7 @@ from nas_tasks.builder import build_component
 from nas_tasks.constraints import ResourceConstraint
 from nas_tasks.errors import NasError
 from nas_tasks.loop import SearchLoop
-from nas_tasks.registry import ESTIMATORS, SPACES, STRATEGIES
+from nas_tasks.registry import DIFFERENTIABLE_SEARCHES, ESTIMATORS, SPACES, STRATEGIES
 
 SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'score_name', 'max_rounds')
 
@@ -48,6 +48,20 @@ def run_search(config_path: str, work_dir: str | None, resume: bool, cfg_options
     register_all_modules()
     dist.init_distributed(launcher)
     work_dir_path = Path(work_dir or Path('work_dirs') / Path(config_path).stem)
+    if 'differentiable_search' in cfg:
+        return run_differentiable_search(cfg, work_dir_path, resume)
     loop = build_search(cfg, work_dir_path)
     best = loop.run(resume=resume)
     return dict(best, work_dir=str(work_dir_path), score_name=loop.score_name)
+
+
+def run_differentiable_search(cfg: Config, work_dir: Path, resume: bool) -> dict:
+    """A gradient-based search: the task trains its search network, then decodes it.
+
+    Its ``run`` returns the found architecture's record (score, costs,
+    metrics) like a sample-based search's best record.
+    """
+    search = build_component(DIFFERENTIABLE_SEARCHES, cfg.differentiable_search,
+                             'differentiable_search', default_args=dict(config=cfg))
+    best = search.run(work_dir, resume=resume)
+    return dict(best, work_dir=str(work_dir), score_name=search.score_name)

@@ -1,10 +1,13 @@
 """Small synthetic datasets for smoke tests, tutorials and CI.
 
-Two layouts, both drawn from the same shapes:
+Three layouts, all drawn from the same shapes:
 
 * ``make_coco``: COCO-format detection data (``square`` and ``disc``) with
   ``train/``, ``val/`` and ``annotations/instances_{train,val}.json``.
 * ``make_imagenet``: a torchvision ``ImageFolder`` tree of one shape per image.
+* ``make_cityscapes``: street scenes in the Cityscapes layout and file names
+  (``leftImg8bit/``, ``gtFine/`` with ``*_labelIds.png`` and the
+  ``*_labelTrainIds.png`` that ``segmentation.cityscapes`` converts them to).
 
 Output is deterministic: the same arguments give byte-identical files. Every
 image draws from its own generator keyed by (seed, split, index), so an image
@@ -145,9 +148,9 @@ def size_range(image_size: int) -> tuple[int, int]:
     return low, max(low, round(64 * image_size / 128))
 
 
-def _rasterize(polygon: list[float], size: int) -> np.ndarray:
+def _rasterize(polygon: list[float], height: int, width: int) -> np.ndarray:
     # pycocotools' rasteriser, so the mask is exactly what COCO.annToMask decodes.
-    rle = mask_utils.merge(mask_utils.frPyObjects([polygon], size, size))
+    rle = mask_utils.merge(mask_utils.frPyObjects([polygon], height, width))
     return mask_utils.decode(rle).astype(bool)
 
 
@@ -166,9 +169,13 @@ def _sample_box(rng: np.random.Generator, image_size: int) -> Box:
     return Box(x, y, w, h)
 
 
+def _polygon(kind: str, box: Box) -> list[float]:
+    return [round(float(v), 2) for v in SHAPES[kind](box)]
+
+
 def _make_shape(name: str, box: Box, rng: np.random.Generator, image_size: int) -> Shape:
-    polygon = [round(float(v), 2) for v in SHAPES[name](box)]
-    return Shape(name, polygon, _saturated_colour(rng), _rasterize(polygon, image_size))
+    polygon = _polygon(name, box)
+    return Shape(name, polygon, _saturated_colour(rng), _rasterize(polygon, image_size, image_size))
 
 
 def _try_place(shapes: list[Shape], boxes: list[Box], name: str,
@@ -203,17 +210,19 @@ def _scene(rng: np.random.Generator, image_size: int, first: str) -> list[Shape]
     return shapes
 
 
-def _background(rng: np.random.Generator, image_size: int) -> np.ndarray:
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A greyish base with a tint and a smooth gradient in a random direction."""
     base = rng.uniform(60, 190) + rng.uniform(-15, 15, 3)
     angle = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:image_size, 0:image_size] / image_size - 0.5
+    yy, xx = np.mgrid[0:height, 0:width]
+    yy, xx = yy / height - 0.5, xx / width - 0.5
     ramp = xx * math.cos(angle) + yy * math.sin(angle)
     return base + ramp[..., None] * rng.uniform(-60, 60, 3)
 
 
-def _render(rng: np.random.Generator, image_size: int, shapes: list[Shape]) -> np.ndarray:
-    image = _background(rng, image_size)
+def _render(rng: np.random.Generator, height: int, width: int,
+            shapes: list[Shape]) -> np.ndarray:
+    image = _background(rng, height, width)
     for shape in shapes:
         image[shape.mask] = shape.colour
     image += rng.normal(0, NOISE_STD, image.shape)
@@ -231,8 +240,9 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _save_png(array: np.ndarray, path: Path) -> None:
-    _atomic_write(path, lambda tmp: Image.fromarray(array, 'RGB').save(tmp, format='PNG'))
+def save_png(array: np.ndarray, path: Path) -> None:
+    """Writes a uint8 array as PNG (H x W x 3: RGB, H x W: greyscale) atomically."""
+    _atomic_write(Path(path), lambda tmp: Image.fromarray(array).save(tmp, format='PNG'))
 
 
 def _save_json(obj, path: Path) -> None:
@@ -267,7 +277,7 @@ def _write_coco_split(out: Path, split: str, first_id: int, count: int,
         rng = _rng(seed, SPLITS.index(split), index)
         shapes = _scene(rng, image_size, first=COCO_SHAPES[index % len(COCO_SHAPES)])
         file_name = f'{image_id:06d}.png'
-        _save_png(_render(rng, image_size, shapes), out / split / file_name)
+        save_png(_render(rng, image_size, image_size, shapes), out / split / file_name)
         images.append({'id': image_id, 'file_name': file_name,
                        'width': image_size, 'height': image_size})
         for shape in shapes:
@@ -302,7 +312,124 @@ def _write_imagenet(out: Path, num_classes: int, per_class: int, num_val_per_cla
             for index in range(count):
                 rng = _rng(seed, SPLITS.index(split), class_index, index)
                 shape = _make_shape(name, _sample_box(rng, image_size), rng, image_size)
-                _save_png(_render(rng, image_size, [shape]), folder / f'{index + 1:06d}.png')
+                image = _render(rng, image_size, image_size, [shape])
+                save_png(image, folder / f'{index + 1:06d}.png')
+
+
+# --- Cityscapes layout ---
+
+CITYSCAPES_CITIES = {'train': ('aachen', 'bremen'), 'val': ('frankfurt',)}
+# Every gtFine-annotated Cityscapes image is frame 19 of its sequence.
+CITYSCAPES_FRAME = 19
+CLASS_COLOUR_JITTER = 20.0
+
+
+def cityscapes_name(split: str, index: int) -> tuple[str, str]:
+    """(city, ``<city>_<seq:06d>_<frame:06d>``) of image ``index``: cities take turns."""
+    cities = CITYSCAPES_CITIES[split]
+    city = cities[index % len(cities)]
+    return city, f'{city}_{index // len(cities):06d}_{CITYSCAPES_FRAME:06d}'
+
+
+def _clipped_box(x: int, y: int, w: int, h: int, height: int, width: int) -> Box:
+    """The part of a box inside the image, at least one pixel each way."""
+    x0, y0 = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
+    x1, y1 = max(min(x + w, width), x0 + 1), max(min(y + h, height), y0 + 1)
+    return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def _street_regions(rng: np.random.Generator, height: int,
+                    width: int) -> list[tuple[str, str, Box]]:
+    """A street scene back to front, as (Cityscapes label, shape, box) triples.
+
+    Sky on top, a skyline of buildings and vegetation, a sidewalk, the road,
+    poles with traffic signs, cars and people standing on the ground (nearer
+    ones in front), some unlabeled clutter and the ego vehicle's bonnet at the
+    bottom, so that every image holds ignored (255) pixels.
+    """
+    def box(x, y, w, h):
+        return _clipped_box(int(x), int(y), int(w), int(h), height, width)
+
+    kerb = round(height * rng.uniform(0.50, 0.58))
+    road_top = kerb + max(2, round(height * rng.uniform(0.06, 0.10)))
+    ego_top = height - max(2, round(height * rng.uniform(0.06, 0.12)))
+    regions = [('sky', 'square', box(0, 0, width, kerb))]
+    x = 0
+    while x < width:
+        w = int(rng.integers(max(1, width // 8), max(2, width // 3) + 1))
+        top = round(height * rng.uniform(0.08, 0.40))
+        label = 'building' if rng.uniform() < 0.65 else 'vegetation'
+        regions.append((label, 'square', box(x, top, w, kerb - top)))
+        x += w
+    regions += [('sidewalk', 'square', box(0, kerb, width, road_top - kerb)),
+                ('road', 'square', box(0, road_top, width, ego_top - road_top))]
+    for _ in range(int(rng.integers(0, 3))):
+        pole_width, top = max(1, width // 64), round(height * rng.uniform(0.15, 0.30))
+        x = int(rng.integers(0, width - pole_width + 1))
+        side = max(3, round(height * rng.uniform(0.08, 0.12)))
+        regions += [('pole', 'square', box(x, top, pole_width, road_top - top)),
+                    ('traffic sign', ('triangle', 'disc', 'diamond')[int(rng.integers(0, 3))],
+                     box(x + pole_width // 2 - side // 2, top - side // 2, side, side))]
+    if rng.uniform() < 0.5:
+        side = max(3, round(height * rng.uniform(0.10, 0.20)))
+        regions.append(('unlabeled', ('star', 'cross')[int(rng.integers(0, 2))],
+                        box(rng.integers(0, width), rng.integers(0, ego_top), side, side)))
+    standing = []  # (bottom row, label, shape, box)
+
+    def stand(label, kind, w, h, lowest_bottom):
+        bottom = int(rng.integers(lowest_bottom, ego_top + 2))
+        x = int(rng.integers(0, width - w + 1))
+        standing.append((bottom, label, kind, box(x, bottom - h, w, h)))
+
+    for _ in range(int(rng.integers(1, 4))):
+        w = round(width * rng.uniform(1 / 6, 1 / 3.5))
+        stand('car', 'square', w, max(2, round(w * rng.uniform(0.45, 0.65))), road_top + 2)
+    for _ in range(int(rng.integers(0, 4))):
+        h = max(4, round(height * rng.uniform(0.18, 0.30)))
+        stand('person', 'disc', max(2, round(h * rng.uniform(0.30, 0.45))), h, kerb + 1)
+    # Nearer objects (lower in the image) stand in front.
+    regions += [item[1:] for item in sorted(standing, key=lambda item: item[0])]
+    regions.append(('ego vehicle', 'square', box(0, ego_top, width, height - ego_top)))
+    return regions
+
+
+def _street_scene(rng: np.random.Generator, height: int, width: int,
+                  labels: dict) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB street image and its labelIds map; ``labels`` maps names to Cityscapes labels.
+
+    Each class is painted in its Cityscapes colour, shifted a little per
+    image, plus pixel noise; the unlabeled clutter takes a random colour.
+    """
+    regions = _street_regions(rng, height, width)
+    jitter = {name: rng.uniform(-CLASS_COLOUR_JITTER, CLASS_COLOUR_JITTER, 3)
+              for name in sorted({name for name, _, _ in regions})}
+    label_ids = np.zeros((height, width), np.uint8)
+    shapes = []
+    for name, kind, region in regions:
+        polygon = _polygon(kind, region)
+        colour = (_saturated_colour(rng) if name == 'unlabeled'
+                  else np.array(labels[name].color, float) + jitter[name])
+        shape = Shape(name, polygon, colour, _rasterize(polygon, height, width))
+        label_ids[shape.mask] = labels[name].id
+        shapes.append(shape)
+    return _render(rng, height, width, shapes), label_ids
+
+
+def _write_cityscapes(out: Path, num_train: int, num_val: int, height: int, width: int,
+                      seed: int) -> None:
+    # The label table and its converter belong to the segmentation task package.
+    from segmentation.cityscapes import LABEL_IDS_SUFFIX, NAME_TO_LABEL, convert_gtfine
+
+    for split, count in zip(SPLITS, (num_train, num_val)):
+        for index in range(count):
+            city, stem = cityscapes_name(split, index)
+            rng = _rng(seed, SPLITS.index(split), index)
+            image, label_ids = _street_scene(rng, height, width, NAME_TO_LABEL)
+            for folder, array, suffix in (('leftImg8bit', image, '_leftImg8bit.png'),
+                                          ('gtFine', label_ids, LABEL_IDS_SUFFIX)):
+                (out / folder / split / city).mkdir(parents=True, exist_ok=True)
+                save_png(array, out / folder / split / city / f'{stem}{suffix}')
+    convert_gtfine(out)
 
 
 # --- manifest and the public entry points ---
@@ -338,9 +465,10 @@ def _check_positive(**values: int) -> None:
             raise NasError(f'{name} must be a positive integer, got {value!r}')
 
 
-def _check_common(image_size: int, seed: int) -> None:
-    if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
-        raise NasError(f'image_size must be an integer >= {MIN_IMAGE_SIZE}, got {image_size!r}')
+def _check_common(seed: int, **sizes: int) -> None:
+    for name, size in sizes.items():
+        if not isinstance(size, int) or size < MIN_IMAGE_SIZE:
+            raise NasError(f'{name} must be an integer >= {MIN_IMAGE_SIZE}, got {size!r}')
     if not isinstance(seed, int) or seed < 0:
         raise NasError(f'seed must be a non-negative integer, got {seed!r}')
 
@@ -363,7 +491,7 @@ def make_coco(out_dir, num_train: int = 64, num_val: int = 16,
               image_size: int = 128, seed: int = 0) -> Path:
     """Writes (or finds) COCO-format ``square``/``disc`` detection data."""
     _check_positive(num_train=num_train, num_val=num_val)
-    _check_common(image_size, seed)
+    _check_common(seed, image_size=image_size)
     params = {'num_train': num_train, 'num_val': num_val, 'image_size': image_size, 'seed': seed}
     return _generate(out_dir, 'coco', params, _write_coco)
 
@@ -375,7 +503,25 @@ def make_imagenet(out_dir, num_classes: int = 4, per_class: int = 32,
     if not isinstance(num_classes, int) or not 2 <= num_classes <= len(SHAPES):
         raise NasError(f'num_classes must be between 2 and {len(SHAPES)} '
                        f'({", ".join(SHAPES)}), got {num_classes!r}')
-    _check_common(image_size, seed)
+    _check_common(seed, image_size=image_size)
     params = {'num_classes': num_classes, 'per_class': per_class,
               'num_val_per_class': num_val_per_class, 'image_size': image_size, 'seed': seed}
     return _generate(out_dir, 'imagenet', params, _write_imagenet)
+
+
+def make_cityscapes(out_dir, num_train: int = 16, num_val: int = 8,
+                    image_size: tuple[int, int] = (64, 128), seed: int = 0) -> Path:
+    """Writes (or finds) Cityscapes-layout street scenes; ``image_size`` is (height, width).
+
+    ``leftImg8bit/{train,val}/<city>/<city>_<seq>_000019_leftImg8bit.png`` and
+    ``gtFine/...`` with ``_gtFine_labelIds.png`` and ``_gtFine_labelTrainIds.png``;
+    train images come from aachen and bremen, val images from frankfurt.
+    """
+    _check_positive(num_train=num_train, num_val=num_val)
+    if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
+        raise NasError(f'image_size must be (height, width), got {image_size!r}')
+    height, width = image_size
+    _check_common(seed, height=height, width=width)
+    params = {'num_train': num_train, 'num_val': num_val, 'height': height, 'width': width,
+              'seed': seed}
+    return _generate(out_dir, 'cityscapes', params, _write_cityscapes)

@@ -19,6 +19,14 @@ def toy_coco(tmp_path_factory) -> Path:
     return make_coco(tmp_path_factory.mktemp('toy_coco'), num_train=16, num_val=8, seed=0)
 
 
+@pytest.fixture(scope='session')
+def toy_cityscapes(tmp_path_factory) -> Path:
+    """A small toy Cityscapes set (8 train, 4 val street scenes of 64x128), shared by the session."""
+    from nas_tasks.toy_data import make_cityscapes
+    return make_cityscapes(tmp_path_factory.mktemp('toy_cityscapes'), num_train=8, num_val=4,
+                           seed=0)
+
+
 def shrunk_search_options(data_root: Path, supernet_iters: int = 60) -> list[str]:
     """--cfg-options that shrink the toy DetNAS search for tests: 2 generations of 4."""
     return [

@@ -1,0 +1,17 @@
+"""Auto-DeepLab (Liu et al., CVPR 2019): search network, decoding, derived backbone.
+
+Importing this package registers :class:`AutoDeepLabBackbone` in mmdet's and
+mmseg's MODELS.
+"""
+from .arch import (PRESETS, SPACE_NAME, SPACE_VERSION, read_arch, save_arch_document,
+                   validate_arch)
+from .decode import decode_genotype, viterbi_path
+from .derived import AutoDeepLabBackbone
+from .ops import PRIMITIVES
+from .search_network import AutoDeepLabSearchNet
+
+__all__ = [
+    'PRIMITIVES', 'PRESETS', 'SPACE_NAME', 'SPACE_VERSION', 'read_arch', 'save_arch_document',
+    'validate_arch', 'decode_genotype', 'viterbi_path', 'AutoDeepLabBackbone',
+    'AutoDeepLabSearchNet',
+]

@@ -1,0 +1,428 @@
+"""The bilevel (DARTS-style) trainer of a differentiable architecture search.
+
+Generic over the search model: Auto-DeepLab's search network, FNA's super
+network, or any module that holds an :class:`ArchParameters` and returns its
+loss. Nothing task-specific lives here; a task adds evaluation through the
+``on_epoch_end`` callback.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.dataset.utils import worker_init_fn
+from mmengine.logging import MMLogger
+from mmengine.registry import OPTIMIZERS
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from nas_tasks import dist
+from nas_tasks.builder import build_component
+from nas_tasks.checkpoint import atomic_torch_save, safe_torch_load
+from nas_tasks.differentiable.arch_params import ArchParameters
+from nas_tasks.differentiable.architect import Architect, backward_loss, zero_grads
+from nas_tasks.differentiable.state import capture_rng_state, restore_rng_state
+from nas_tasks.errors import NasError
+from nas_tasks.plots import plot_arch_weights
+from nas_tasks.seeding import seed_everything, seed_for
+from nas_tasks.strategies.base import check_int
+
+CHECKPOINT_NAME = 'search_state.pth'
+LOG_NAME = 'search.log'
+PLOTS_DIR = 'plots'
+
+# DARTS (Liu et al. 2019) settings, used where a config names no optimizer.
+DEFAULT_WEIGHT_OPTIMIZER = dict(type='SGD', lr=0.025, momentum=0.9, weight_decay=3e-4)
+DEFAULT_ARCH_OPTIMIZER = dict(type='Adam', lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+
+EpochCallback = Callable[['DifferentiableTrainer', int], 'dict[str, float] | None']
+
+
+class DifferentiableTrainer:
+    """Trains weights and architecture parameters alternately on two data halves.
+
+    The model contract:
+
+    * ``model.arch_params`` is an :class:`ArchParameters`; every other
+      parameter that requires grad is a weight.
+    * ``model(batch)`` returns a scalar loss tensor; the model moves the batch
+      to its device itself.
+    * optional ``model.arch_weights()`` returns ``{group: normalised tensor}``
+      (what is recorded and plotted; default: ``arch_params.softmax(group)``
+      per group), and optional ``model.arch_op_names`` maps a group to labels
+      of its last dimension, for the plots.
+
+    Each iteration (``global_step`` counts them over the whole run):
+    ``arch_params.resample(global_step)``; from epoch ``arch_start_epoch`` on,
+    an architecture step on a batch of ``arch_dataset`` (first or second
+    order, see :class:`Architect`; only ``arch_optimizer`` steps, only the
+    architecture parameters); then a weight step on a batch of
+    ``weight_dataset`` (its architecture gradients are dropped, weight
+    gradients are clipped to ``grad_clip`` by norm, only ``weight_optimizer``
+    steps). In single-path mode ``arch_params.uniform`` is True during the
+    warm-up epochs (ops drawn uniformly) and False after (drawn from the
+    softmax). An epoch is one pass over the weight half (at most
+    ``max_iters_per_epoch`` iterations); the architecture half is cycled
+    through as often as needed. Last incomplete batches are dropped.
+
+    ``weight_lr_schedule=dict(type='cosine', min_lr=...)`` anneals the weight
+    learning rate from its initial value to ``min_lr`` over ``epochs``,
+    stepped once per epoch (as DARTS does); None keeps it constant.
+
+    Randomness: each half's shuffling is a function of ``(seed, epoch)``
+    (a :class:`DistributedSampler` with ``set_epoch``, also for one process);
+    loader workers seed NumPy, ``random`` and torch from ``(seed, epoch,
+    rank, worker)`` (mmengine's ``worker_init_fn``); the single paths are a
+    function of ``(arch_params.seed, step)``; the global generators are seeded
+    from ``(seed, rank)`` when a run starts and saved in every checkpoint.
+    So a run resumed from an epoch checkpoint ends bit-identical to an
+    uninterrupted one.
+
+    Under torch.distributed the model runs inside DistributedDataParallel and
+    every gradient comes from ``backward()``, so weight and architecture
+    gradients are averaged over ranks; all ranks draw the same single path.
+    Each rank reads ``batch_size`` samples per step. Rank 0 writes the files.
+
+    Work directory: ``search_state.pth`` (after every epoch), ``search.log``
+    (when no logger is given), ``plots/arch_<group>.png``.
+
+    ``history`` holds one record per epoch::
+
+        dict(epoch=0-based index, step=global step after it,
+             weight_loss=mean, arch_loss=mean or None during warm-up,
+             lr=weight learning rate during the epoch,
+             arch_weights={group: nested list, the normalised weights},
+             metrics={name: float, returned by on_epoch_end})
+
+    ``on_epoch_end(trainer, epoch)`` (``epoch`` 0-based) runs on every rank
+    after each epoch, before the checkpoint; a dict it returns becomes the
+    record's ``metrics``.
+    """
+
+    def __init__(self, model: nn.Module, weight_dataset: Dataset, arch_dataset: Dataset, *,
+                 work_dir: str | Path, epochs: int = 50, arch_start_epoch: int = 0,
+                 batch_size: int = 1, num_workers: int = 0,
+                 collate_fn: Callable[[list], Any] | None = None,
+                 weight_optimizer: dict | None = None, arch_optimizer: dict | None = None,
+                 weight_lr_schedule: dict | None = None, grad_clip: float | None = 5.0,
+                 second_order: bool = False, single_path: bool = False, seed: int = 0,
+                 log_interval: int = 50, max_iters_per_epoch: int | None = None,
+                 find_unused_parameters: bool | None = None,
+                 on_epoch_end: EpochCallback | None = None,
+                 logger: logging.Logger | None = None):
+        arch_params = getattr(model, 'arch_params', None)
+        if not isinstance(arch_params, ArchParameters):
+            raise NasError(f'the search model {type(model).__name__} has no arch_params '
+                           '(an ArchParameters); a differentiable search needs one')
+        check_int('epochs', epochs, minimum=1)
+        check_int('arch_start_epoch', arch_start_epoch, minimum=0)
+        check_int('batch_size', batch_size, minimum=1)
+        check_int('num_workers', num_workers, minimum=0)
+        check_int('seed', seed, minimum=0)
+        check_int('log_interval', log_interval, minimum=1)
+        if max_iters_per_epoch is not None:
+            check_int('max_iters_per_epoch', max_iters_per_epoch, minimum=1)
+        if arch_start_epoch > epochs:
+            raise NasError(f'arch_start_epoch ({arch_start_epoch}) is after the last epoch '
+                           f'({epochs}); set it to at most epochs')
+        if grad_clip is not None and not (isinstance(grad_clip, (int, float))
+                                          and not isinstance(grad_clip, bool) and grad_clip > 0):
+            raise NasError(f'grad_clip must be a number > 0 or None, got {grad_clip!r}')
+        for name, flag in (('second_order', second_order), ('single_path', single_path)):
+            if not isinstance(flag, bool):
+                raise NasError(f'{name} must be True or False, got {flag!r}')
+
+        self.model = model
+        self.arch_params: ArchParameters = arch_params
+        self.weight_dataset, self.arch_dataset = weight_dataset, arch_dataset
+        self.work_dir = Path(work_dir)
+        self.epochs, self.arch_start_epoch = epochs, arch_start_epoch
+        self.batch_size, self.num_workers, self.collate_fn = batch_size, num_workers, collate_fn
+        self.grad_clip = grad_clip
+        self.second_order, self.single_path = second_order, single_path
+        self.seed, self.log_interval = seed, log_interval
+        self.max_iters_per_epoch = max_iters_per_epoch
+        self.on_epoch_end = on_epoch_end
+        self.logger: logging.Logger = logger or MMLogger.get_instance('nas_tasks')
+        self._own_logger = logger is None
+        for half, dataset in (('weight', weight_dataset), ('architecture', arch_dataset)):
+            self._check_half_size(half, dataset)
+
+        arch_ids = {id(p) for p in arch_params.parameters()}
+        self.arch_parameters = list(arch_params.parameters())
+        self.weight_parameters = [p for p in model.parameters()
+                                  if id(p) not in arch_ids and p.requires_grad]
+        if not self.weight_parameters:
+            raise NasError(f'the search model {type(model).__name__} has no weights to train '
+                           '(all its trainable parameters are architecture parameters)')
+        self.weight_optimizer = _build_optimizer(weight_optimizer or DEFAULT_WEIGHT_OPTIMIZER,
+                                                 self.weight_parameters, 'weight_optimizer')
+        self.arch_optimizer = _build_optimizer(arch_optimizer or DEFAULT_ARCH_OPTIMIZER,
+                                               self.arch_parameters, 'arch_optimizer')
+        self.lr_scheduler = _build_lr_schedule(weight_lr_schedule, self.weight_optimizer, epochs)
+
+        arch_params.single_path = single_path
+        self.forward = self._wrap(model, single_path if find_unused_parameters is None
+                                  else find_unused_parameters)
+        self.architect = Architect(self.forward, self.weight_parameters, self.arch_parameters,
+                                   self.weight_optimizer, self.arch_optimizer, second_order)
+        self.epoch = 0  # epochs completed
+        self.global_step = 0  # iterations completed
+        self.history: list[dict] = []
+
+    # -- set-up ----------------------------------------------------------------
+    def _check_half_size(self, half: str, dataset: Dataset) -> None:
+        world = dist.get_world_size()
+        per_rank = math.ceil(len(dataset) / world)
+        if per_rank < self.batch_size:
+            raise NasError(f'the {half} half holds {len(dataset)} samples, fewer than batch_size '
+                           f'{self.batch_size} per process ({world} process(es)); lower batch_size '
+                           'or give the search more data')
+
+    @staticmethod
+    def _wrap(model: nn.Module, find_unused_parameters: bool) -> Callable[[Any], torch.Tensor]:
+        """The model, inside DistributedDataParallel when a process group is up."""
+        if not dist.is_distributed():
+            return model
+        device = next(model.parameters()).device
+        device_ids = [device.index] if device.type == 'cuda' else None
+        return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False,
+                                       find_unused_parameters=find_unused_parameters)
+
+    def _loader(self, dataset: Dataset, half: str, epoch: int, pass_index: int = 0) -> DataLoader:
+        """A loader over one half whose order depends only on (seed, half, pass, epoch)."""
+        rank, world = dist.get_rank(), dist.get_world_size()
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                     seed=seed_for(self.seed, f'{half}:{pass_index}'))
+        sampler.set_epoch(epoch)
+        loader_seed = seed_for(self.seed, f'{half}:{pass_index}:{epoch}')
+        init = (partial(worker_init_fn, num_workers=self.num_workers, rank=rank, seed=loader_seed)
+                if self.num_workers else None)
+        # The generator also keeps the loader from drawing on the global torch RNG.
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
+                          num_workers=self.num_workers, collate_fn=self.collate_fn,
+                          drop_last=True, worker_init_fn=init,
+                          generator=torch.Generator().manual_seed(loader_seed))
+
+    def _arch_batches(self, epoch: int) -> Iterator[Any]:
+        """Architecture-half batches for one epoch, cycling through the half as needed."""
+        for pass_index in itertools.count():
+            yield from self._loader(self.arch_dataset, 'arch', epoch, pass_index)
+
+    @property
+    def iters_per_epoch(self) -> int:
+        per_rank = math.ceil(len(self.weight_dataset) / dist.get_world_size())
+        iters = per_rank // self.batch_size
+        return iters if self.max_iters_per_epoch is None else min(iters, self.max_iters_per_epoch)
+
+    # -- state -----------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.work_dir / CHECKPOINT_NAME
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs; loadable with ``weights_only=True``.
+
+        ``rng`` holds every rank's generator states (gathered), in rank order.
+        """
+        return dict(epoch=self.epoch, global_step=self.global_step,
+                    model=self.model.state_dict(),
+                    weight_optimizer=self.weight_optimizer.state_dict(),
+                    arch_optimizer=self.arch_optimizer.state_dict(),
+                    lr_scheduler=None if self.lr_scheduler is None else self.lr_scheduler.state_dict(),
+                    history=self.history, rng=_gather(capture_rng_state()),
+                    settings=dict(seed=self.seed, arch_seed=self.arch_params.seed,
+                                  single_path=self.single_path, second_order=self.second_order))
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = state.get('settings', {})
+        for name, value in (('seed', self.seed), ('arch_seed', self.arch_params.seed)):
+            if saved.get(name) != value:
+                raise NasError(f'checkpoint {self.checkpoint_path} was written with {name} '
+                               f'{saved.get(name)}, this run has {value}; resume with the same '
+                               'seed or choose another work dir')
+        try:
+            self.model.load_state_dict(state['model'])
+        except RuntimeError as error:
+            raise NasError(f'checkpoint {self.checkpoint_path} does not fit this search model; was '
+                           f'the network changed? ({str(error).strip().splitlines()[0]})') from error
+        self.weight_optimizer.load_state_dict(state['weight_optimizer'])
+        self.arch_optimizer.load_state_dict(state['arch_optimizer'])
+        if (state['lr_scheduler'] is None) != (self.lr_scheduler is None):
+            raise NasError(f'checkpoint {self.checkpoint_path} was written with'
+                           f'{"out" if state["lr_scheduler"] is None else ""} a weight_lr_schedule; '
+                           'resume with the same setting or choose another work dir')
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.load_state_dict(state['lr_scheduler'])
+        self.epoch, self.global_step = state['epoch'], state['global_step']
+        self.history = list(state['history'])
+        rng = state['rng']
+        restore_rng_state(rng[dist.get_rank()] if len(rng) == dist.get_world_size() else rng[0])
+
+    def save_checkpoint(self) -> None:
+        state = self.state_dict()  # on every rank: gathering the RNG states is collective
+        if dist.is_main_process():
+            atomic_torch_save(state, self.checkpoint_path)
+        dist.barrier()
+
+    def prepare_work_dir(self, resume: bool) -> None:
+        """Refuse a work dir that holds a search unless resuming; on resume load its checkpoint."""
+        if not resume:
+            if self.checkpoint_path.is_file():
+                raise NasError(f'work dir {self.work_dir} already holds a search; pass --resume to '
+                               'continue it, or choose another --work-dir')
+            return
+        if self.checkpoint_path.is_file():
+            self.load_state_dict(safe_torch_load(self.checkpoint_path))
+
+    # -- running -----------------------------------------------------------------
+    def fit(self, resume: bool = False) -> list[dict]:
+        """Train (or finish training) for ``epochs`` epochs; returns :attr:`history`."""
+        self.prepare_work_dir(resume)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self._own_logger:
+            self.logger = MMLogger.get_instance(f'nas_tasks.search.{self.work_dir.resolve()}',
+                                                logger_name='nas_tasks', file_mode='a',
+                                                log_file=str(self.work_dir / LOG_NAME))
+        if self.epoch:
+            self.logger.info(f'resumed from {self.checkpoint_path} after epoch {self.epoch}')
+        else:
+            seed_everything(seed_for(self.seed, f'global:{dist.get_rank()}'))
+        iters = self.iters_per_epoch
+        progress = tqdm(total=self.epochs * iters, initial=self.epoch * iters, desc='search',
+                        unit='it', disable=not dist.is_main_process(), dynamic_ncols=True)
+        with progress:
+            while self.epoch < self.epochs:
+                start = time.perf_counter()
+                losses = self._train_epoch(self.epoch, iters, progress)
+                self._end_epoch(losses, time.perf_counter() - start)
+        return self.history
+
+    def _train_epoch(self, epoch: int, iters: int, progress: tqdm) -> tuple[float, float | None]:
+        """One epoch; the mean weight loss and mean architecture loss (None in warm-up)."""
+        self.model.train()
+        train_arch = epoch >= self.arch_start_epoch
+        if self.single_path:
+            self.arch_params.uniform = not train_arch
+        weight_batches = self._loader(self.weight_dataset, 'weight', epoch)
+        arch_batches = self._arch_batches(epoch) if train_arch else None
+        totals = torch.zeros(2, dtype=torch.float64)
+        interval = torch.zeros(2, dtype=torch.float64)
+        for i, weight_batch in zip(range(iters), weight_batches):
+            self.arch_params.resample(self.global_step)
+            if arch_batches is not None:
+                arch_loss = self.architect.step(next(arch_batches), weight_batch)
+                interval[1] += arch_loss
+            interval[0] += self._weight_step(weight_batch)
+            self.global_step += 1
+            progress.update(1)
+            if (i + 1) % self.log_interval == 0 or i + 1 == iters:
+                totals += interval
+                done = (i % self.log_interval) + 1
+                self._log_interval(epoch, i + 1, iters, interval / done, train_arch)
+                interval.zero_()
+        if arch_batches is not None:
+            arch_batches.close()
+        means = _mean_over_ranks(totals / iters)
+        return float(means[0]), (float(means[1]) if train_arch else None)
+
+    def _weight_step(self, batch: Any) -> float:
+        loss = backward_loss(self.forward, batch, self.weight_parameters + self.arch_parameters)
+        zero_grads(self.arch_parameters)
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.weight_parameters, self.grad_clip)
+        self.weight_optimizer.step()
+        return float(loss)
+
+    def _log_interval(self, epoch: int, iteration: int, iters: int, means: torch.Tensor,
+                      train_arch: bool) -> None:
+        text = f'weight loss {means[0]:.4f}' + (f', arch loss {means[1]:.4f}' if train_arch else '')
+        self.logger.info(f'epoch {epoch + 1}/{self.epochs} iter {iteration}/{iters}: {text}')
+
+    def _end_epoch(self, losses: tuple[float, float | None], seconds: float) -> None:
+        epoch = self.epoch
+        lr = self.weight_lr
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+        record = dict(epoch=epoch, step=self.global_step, weight_loss=losses[0],
+                      arch_loss=losses[1], lr=lr, arch_weights=self.arch_weights_lists(),
+                      metrics={})
+        if self.on_epoch_end is not None:
+            metrics = self.on_epoch_end(self, epoch) or {}
+            record['metrics'] = {str(k): float(v) for k, v in metrics.items()}
+        self.history.append(record)
+        self.epoch = epoch + 1
+        self.save_checkpoint()
+        if dist.is_main_process():
+            plot_arch_weights(self.history, self.work_dir / PLOTS_DIR,
+                              getattr(self.model, 'arch_op_names', None))
+        arch_text = 'warm-up' if losses[1] is None else f'arch loss {losses[1]:.4f}'
+        metrics_text = ''.join(f', {k} {v:.4f}' for k, v in record['metrics'].items())
+        self.logger.info(f'epoch {epoch + 1}/{self.epochs}: weight loss {losses[0]:.4f}, '
+                         f'{arch_text}, lr {lr:.3g}{metrics_text}, {seconds:.1f} s')
+
+    # -- results -------------------------------------------------------------------
+    @property
+    def weight_lr(self) -> float:
+        return float(self.weight_optimizer.param_groups[0]['lr'])
+
+    def arch_weights(self) -> dict[str, torch.Tensor]:
+        """The normalised architecture weights per group (detached)."""
+        with torch.no_grad():
+            if hasattr(self.model, 'arch_weights'):
+                weights = self.model.arch_weights()
+            else:
+                weights = {name: self.arch_params.softmax(name) for name in self.arch_params.names()}
+            return {name: tensor.detach() for name, tensor in weights.items()}
+
+    def arch_weights_lists(self) -> dict[str, list]:
+        return {name: tensor.cpu().tolist() for name, tensor in self.arch_weights().items()}
+
+
+def _build_optimizer(cfg: dict, params: list[nn.Parameter], what: str) -> torch.optim.Optimizer:
+    """A torch.optim optimizer from ``dict(type='SGD', lr=...)``; bad settings are NasErrors."""
+    try:
+        return build_component(OPTIMIZERS, cfg, what, default_args=dict(params=params))
+    except (ValueError, TypeError) as error:
+        raise NasError(f'bad {what} {dict(cfg)}: {str(error).strip().splitlines()[0]}') from error
+
+
+def _build_lr_schedule(cfg: dict | None, optimizer: torch.optim.Optimizer, epochs: int):
+    if cfg is None:
+        return None
+    settings = dict(cfg)
+    kind = settings.pop('type', None)
+    min_lr = settings.pop('min_lr', 0.0)
+    if kind != 'cosine' or settings:
+        raise NasError(f"weight_lr_schedule must be None or dict(type='cosine', min_lr=...), "
+                       f'got {cfg!r}')
+    if not isinstance(min_lr, (int, float)) or isinstance(min_lr, bool) or min_lr < 0:
+        raise NasError(f'weight_lr_schedule min_lr must be a number >= 0, got {min_lr!r}')
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=min_lr)
+
+
+def _gather(obj: Any) -> list[Any]:
+    """``obj`` of every rank, in rank order (a one-item list in one process)."""
+    if not dist.is_distributed():
+        return [obj]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    torch_dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def _mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    if not dist.is_distributed():
+        return values
+    nccl = torch_dist.get_backend() == 'nccl'
+    values = values.to(torch.device('cuda', torch.cuda.current_device()) if nccl else 'cpu')
+    torch_dist.all_reduce(values)
+    return values.cpu() / dist.get_world_size()

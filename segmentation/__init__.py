@@ -1,0 +1,1 @@
+"""Segmentation tasks (mmseg glue). ``segmentation.cityscapes``: labels and label conversion."""

@@ -1,0 +1,171 @@
+"""Auto-DeepLab search: bilevel training of the search network, then decoding.
+
+The training split is cut into two disjoint halves, as in the paper: the
+network weights train on one, the architecture parameters (alpha for the
+cell, beta for the trellis) on the other. After training, the cell genotype
+keeps the two strongest inputs per block and the network path is decoded by
+Viterbi over beta; both go to ``best_arch.json`` with the filter multiplier
+the derived network will use, and the search network's mIoU on the val split
+is its score.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.evaluator import Evaluator
+from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
+from torch.utils.data import DataLoader, Subset
+
+from backbones.auto_deeplab.arch import save_arch_document
+from backbones.auto_deeplab.decode import decode_genotype, viterbi_path
+from backbones.auto_deeplab.derived import AutoDeepLabBackbone
+from backbones.auto_deeplab.pictures import draw_genotype, draw_path
+from backbones.auto_deeplab.search_network import AutoDeepLabSearchNet
+from backbones.resources import measure
+from nas_tasks import dist
+from nas_tasks.data_paths import check_dataset_paths
+from nas_tasks.differentiable.trainer import DifferentiableTrainer
+from nas_tasks.errors import NasError
+from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
+from segmentation.auto_deeplab.search_model import AutoDeepLabSearchModel
+
+BEST_ARCH_NAME = 'best_arch.json'
+
+
+@DIFFERENTIABLE_SEARCHES.register_module()
+class AutoDeepLabSearch:
+    """Binds the Auto-DeepLab search network, the Cityscapes data and the trainer.
+
+    Args:
+        config: the whole search config; its ``train_dataloader`` and
+            ``val_dataloader`` datasets (mmseg) and ``val_evaluator`` are used.
+        network: settings of :class:`AutoDeepLabSearchNet` (num_layers,
+            filter_multiplier, block_multiplier, with_cp, ...).
+        trainer: settings of :class:`DifferentiableTrainer` (epochs,
+            arch_start_epoch, optimizers, ...).
+        data_preprocessor: mmseg's SegDataPreProcessor settings.
+        export_filter_multiplier: F written to best_arch.json (20 = Auto-DeepLab-S).
+        cost_input_size: (height, width) at which the derived network's
+            FLOPs are counted.
+        seed: seeds the data split, the architecture parameters and the trainer.
+    """
+
+    score_name = 'mIoU'
+
+    def __init__(self, config: Config, network: dict, trainer: dict, data_preprocessor: dict,
+                 export_filter_multiplier: int = 20, cost_input_size=(1024, 2048),
+                 eval_interval: int = 0, seed: int = 0):
+        self.config = config
+        self.network_cfg = dict(network)
+        self.trainer_cfg = dict(trainer)
+        self.data_preprocessor_cfg = dict(data_preprocessor)
+        self.export_filter_multiplier = int(export_filter_multiplier)
+        self.cost_input_size = tuple(cost_input_size)
+        self.eval_interval = int(eval_interval)
+        self.seed = int(seed)
+        for key in ('train_dataloader', 'val_dataloader', 'val_evaluator'):
+            if key not in config:
+                raise NasError(f"the config has no '{key}'; an Auto-DeepLab search needs mmseg "
+                               'train/val dataloaders and a val_evaluator (IoUMetric)')
+
+    # -- building ------------------------------------------------------------
+    def _build_dataset(self, split: str):
+        from mmseg.registry import DATASETS
+        dataset_cfg = self.config[f'{split}_dataloader']['dataset']
+        check_dataset_paths(dataset_cfg, split)
+        return DATASETS.build(dataset_cfg)
+
+    def _halves(self, dataset) -> tuple[Subset, Subset]:
+        if len(dataset) < 2:
+            raise NasError(f'the training split has {len(dataset)} image(s); the search needs at '
+                           'least 2 to split into a weight half and an architecture half')
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))
+        middle = len(dataset) // 2
+        return Subset(dataset, order[:middle].tolist()), Subset(dataset, order[middle:].tolist())
+
+    def _build_model(self, num_classes: int) -> AutoDeepLabSearchModel:
+        from mmseg.registry import MODELS
+        net = AutoDeepLabSearchNet(num_classes=num_classes, seed=self.seed, **self.network_cfg)
+        preprocessor = MODELS.build(self.data_preprocessor_cfg)
+        model = AutoDeepLabSearchModel(net, preprocessor)
+        return model.to(dist.device())
+
+    def _val_loader(self, dataset) -> DataLoader:
+        loader_cfg = self.config.val_dataloader
+        sampler = None
+        if dist.is_distributed():
+            sampler = torch.utils.data.DistributedSampler(dataset, shuffle=False)
+        return DataLoader(dataset, batch_size=loader_cfg.get('batch_size', 1), sampler=sampler,
+                          num_workers=loader_cfg.get('num_workers', 0),
+                          collate_fn=pseudo_collate)
+
+    # -- evaluation ----------------------------------------------------------
+    def _evaluate(self, model: AutoDeepLabSearchModel, dataset) -> dict[str, float]:
+        evaluator = Evaluator(self.config.val_evaluator)
+        evaluator.dataset_meta = dataset.metainfo
+        was_training = model.training
+        model.eval()
+        for batch in self._val_loader(dataset):
+            evaluator.process(data_samples=model.test_step(batch), data_batch=batch)
+        model.train(was_training)
+        metrics = evaluator.evaluate(len(dataset))
+        return {key: float(value) for key, value in metrics.items()
+                if isinstance(value, (int, float))}
+
+    # -- running -------------------------------------------------------------
+    def run(self, work_dir: Path, resume: bool = False) -> dict:
+        work_dir = Path(work_dir)
+        if not resume and (work_dir / BEST_ARCH_NAME).exists():
+            raise NasError(f'work dir {work_dir} already holds a search; pass --resume to '
+                           'continue it, or choose another --work-dir')
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            return self._run(work_dir, resume)
+
+    def _run(self, work_dir: Path, resume: bool) -> dict:
+        train_set = self._build_dataset('train')
+        val_set = self._build_dataset('val')
+        weight_half, arch_half = self._halves(train_set)
+        model = self._build_model(num_classes=len(train_set.metainfo['classes']))
+
+        def evaluate_epoch(trainer, epoch: int) -> dict:
+            if self.eval_interval and (epoch + 1) % self.eval_interval == 0:
+                return self._evaluate(model, val_set)
+            return {}
+
+        trainer = DifferentiableTrainer(
+            model, weight_half, arch_half, work_dir=work_dir, seed=self.seed,
+            collate_fn=pseudo_collate, on_epoch_end=evaluate_epoch, **self.trainer_cfg)
+        trainer.fit(resume=resume)
+        logger = MMLogger.get_current_instance()
+
+        start = time.perf_counter()
+        weights = {name: tensor.detach().cpu() for name, tensor in model.arch_weights().items()}
+        arch = dict(cell=decode_genotype(weights['alpha']), path=viterbi_path(weights['beta']),
+                    filter_multiplier=self.export_filter_multiplier)
+        metrics = self._evaluate(model, val_set)
+        costs = self._costs(arch)
+        metrics['decode_seconds'] = time.perf_counter() - start
+        score = metrics.get(self.score_name)
+        if score is None:
+            raise NasError(f"the val_evaluator reports no '{self.score_name}' "
+                           f"(it gave {sorted(metrics)}); use type='IoUMetric'")
+        if dist.is_main_process():
+            save_arch_document(work_dir / BEST_ARCH_NAME, arch,
+                               {**metrics, **costs, self.score_name: score})
+            draw_path(arch['path'], work_dir / 'path.png')
+            draw_genotype(arch['cell'], work_dir / 'cell.png')
+        dist.barrier()
+        logger.info(f'decoded path {arch["path"]}, cell {arch["cell"]}; '
+                    f'{self.score_name} of the search network {score:.4f}')
+        return dict(arch=arch, score=score, costs=costs, metrics=metrics)
+
+    def _costs(self, arch: dict) -> dict[str, float]:
+        """FLOPs and parameters of the derived backbone at ``cost_input_size``."""
+        backbone = AutoDeepLabBackbone(arch)
+        with torch.no_grad():
+            return measure(backbone, torch.zeros(1, 3, *self.cost_input_size))
