@@ -25,7 +25,12 @@ class AutoDeepLabSearchModel(nn.Module):
         super().__init__()
         self.net = net
         self.data_preprocessor = data_preprocessor
-        self.arch_params = net.arch_params
+
+    @property
+    def arch_params(self):
+        # A property, not an attribute: assigning the module would register the
+        # same logits a second time and store them twice in every checkpoint.
+        return self.net.arch_params
 
     def arch_weights(self) -> dict[str, torch.Tensor]:
         return self.net.arch_weights()
