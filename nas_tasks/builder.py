@@ -45,16 +45,28 @@ def build_component(registry: Registry, cfg: dict | None, what: str,
         raise NasError(f"unknown {what} type '{type_name}'; registered types: {known}")
     accepted = _accepted_arguments(cls)
     if accepted is not None:
-        unknown = sorted(set(cfg) - accepted)
-        if unknown:
-            settings = ', '.join(sorted(accepted - set(default_args or {}))) or 'none'
-            raise NasError(f"{what} '{type_name}' has no setting '{unknown[0]}'; "
-                           f'its settings are: {settings}')
+        check_settings(cfg, accepted - set(default_args or {}), f"{what} '{type_name}'")
     args = dict(default_args or {})
     args.update(cfg)
     if accepted is not None:
         args = {k: v for k, v in args.items() if k in accepted}
     return cls(**args)
+
+
+def check_settings(settings: dict, accepted, what: str) -> None:
+    """A NasError naming the first key of ``settings`` that is not ``accepted``."""
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise NasError(f"{what} has no setting '{unknown[0]}'; its settings are: "
+                       f"{', '.join(sorted(accepted)) or 'none'}")
+
+
+def settings_of(target, supplied: tuple[str, ...] = ()) -> set[str]:
+    """Keyword arguments a config may set for ``target``: all but those the code ``supplied``."""
+    accepted = _accepted_arguments(target)
+    if accepted is None:
+        raise TypeError(f'{target} takes **kwargs; its settings cannot be listed')
+    return accepted - set(supplied)
 
 
 def _accepted_arguments(cls) -> set[str] | None:

@@ -23,7 +23,7 @@ def build_runner(config_path: str, work_dir: str | None, launcher: str, cfg_opti
     cfg: Config = load_config(config_path, cfg_options)
     register_all_modules()
     dist.init_distributed(launcher)
-    if 'search_space' in cfg:
+    if 'search_space' in cfg or 'differentiable_search' in cfg:
         raise NasError(f'{config_path} is a search config; run it with tools/search.py, and '
                        'fine-tune the result with a fine-tuning config')
     cfg.work_dir = work_dir or cfg.get('work_dir') or str(Path('work_dirs') / Path(config_path).stem)

@@ -6,7 +6,7 @@ from pathlib import Path
 from mmengine.config import Config
 
 from nas_tasks import dist
-from nas_tasks.builder import build_component
+from nas_tasks.builder import build_component, check_settings
 from nas_tasks.constraints import ResourceConstraint
 from nas_tasks.errors import NasError
 from nas_tasks.loop import SearchLoop
@@ -21,10 +21,7 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
             raise NasError(f"the config has no '{key}'; a search config needs search_space, "
                            'strategy, estimator and search')
     settings = dict(cfg.get('search', {}))
-    unknown = sorted(set(settings) - set(SEARCH_SETTINGS))
-    if unknown:
-        raise NasError(f"search has no setting '{unknown[0]}'; its settings are: "
-                       f"{', '.join(SEARCH_SETTINGS)}")
+    check_settings(settings, SEARCH_SETTINGS, 'search')
     seed = int(settings.get('seed', 0))
 
     space = build_component(SPACES, cfg.search_space, 'search_space')

@@ -26,7 +26,7 @@ order of ``out_indices``.
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,55 @@ class FixedCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
 
+class FeatureLayout(NamedTuple):
+    """Level, channels and stride of every feature (0 = stem, i + 1 = cell i),
+    and which of them the backbone returns."""
+    levels: tuple[int, ...]
+    channels: tuple[int, ...]
+    out_indices: tuple[int, ...]
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        return tuple(4 * 2 ** level for level in self.levels)
+
+    @property
+    def out_channels(self) -> tuple[int, ...]:
+        return tuple(self.channels[i] for i in self.out_indices)
+
+    @property
+    def out_strides(self) -> tuple[int, ...]:
+        return tuple(self.strides[i] for i in self.out_indices)
+
+
+def feature_layout(arch: Mapping, out_indices: Sequence[int] | None = None) -> FeatureLayout:
+    """The features of the derived network of a validated ``arch``, without building it.
+
+    ``out_indices`` None: (the last stride-4 feature before the last cell, the
+    last cell), what a DeepLabv3+ head takes.
+    """
+    path, blocks = arch['path'], len(arch['cell']) // 2
+    levels = (0, *path)
+    channels = (STEM_CHANNELS[-1],
+                *(blocks * arch['filter_multiplier'] * 2 ** level for level in path))
+    last = len(path)
+    if out_indices is None:
+        out_indices = (max(i for i in range(last) if levels[i] == 0), last)
+    out_indices = tuple(int(i) for i in out_indices)
+    if not out_indices or not all(0 <= i <= last for i in out_indices):
+        raise NasError(f'out_indices must be feature indices 0..{last} (0 = stem, i + 1 = '
+                       f'cell i), got {out_indices}')
+    return FeatureLayout(levels, channels, out_indices)
+
+
+def read_derived_arch(arch: str | os.PathLike | Mapping,
+                      filter_multiplier: int | None = None) -> dict:
+    """The validated arch of a derived network; ``filter_multiplier`` overrides the arch's."""
+    arch = read_arch(arch)
+    if filter_multiplier is not None:
+        arch = read_arch({**arch, 'filter_multiplier': filter_multiplier})
+    return arch
+
+
 class AutoDeepLabBackbone(BaseModule):
     """Args:
         arch: preset name ('autodeeplab_s', 'autodeeplab_m', 'autodeeplab_l'),
@@ -85,36 +134,25 @@ class AutoDeepLabBackbone(BaseModule):
                  out_indices: Sequence[int] | None = None, with_cp: bool = False,
                  init_cfg: dict | list | None = None):
         super().__init__(init_cfg)
-        arch = read_arch(arch)
-        if filter_multiplier is not None:
-            arch = read_arch({**arch, 'filter_multiplier': filter_multiplier})
+        arch = read_derived_arch(arch, filter_multiplier)
         self.arch = arch
         self.with_cp = with_cp
-        path, cell = arch['path'], arch['cell']
-        multiplier, blocks = arch['filter_multiplier'], len(cell) // 2
+        path, cell, multiplier = arch['path'], arch['cell'], arch['filter_multiplier']
         self.stem = Stem(STEM_CHANNELS, STEM_STRIDES)
+        layout = feature_layout(arch, out_indices)
         # Levels and channels of every feature, with the stem's stride-2 feature first.
-        levels = [-1, 0, *path]
-        channels = [STEM_CHANNELS[-2], STEM_CHANNELS[-1],
-                    *(blocks * multiplier * 2 ** level for level in path)]
+        levels = [-1, *layout.levels]
+        channels = [STEM_CHANNELS[-2], *layout.channels]
         self.cells = nn.ModuleList(
             FixedCell(cell, multiplier * 2 ** level, channels[i], channels[i + 1],
                       levels[i + 1] - level)
             for i, level in enumerate(path))
-        self.feature_levels = tuple(levels[1:])
-        self.feature_channels = tuple(channels[1:])
-        self.feature_strides = tuple(4 * 2 ** level for level in self.feature_levels)
-        last = len(path)
-        if out_indices is None:
-            low_level = max(i for i in range(last) if self.feature_levels[i] == 0)
-            out_indices = (low_level, last)
-        out_indices = tuple(int(i) for i in out_indices)
-        if not out_indices or not all(0 <= i <= last for i in out_indices):
-            raise NasError(f'out_indices must be feature indices 0..{last} (0 = stem, i + 1 = '
-                           f'cell i), got {out_indices}')
-        self.out_indices = out_indices
-        self.out_channels = tuple(self.feature_channels[i] for i in out_indices)
-        self.out_strides = tuple(self.feature_strides[i] for i in out_indices)
+        self.feature_levels = layout.levels
+        self.feature_channels = layout.channels
+        self.feature_strides = layout.strides
+        self.out_indices = layout.out_indices
+        self.out_channels = layout.out_channels
+        self.out_strides = layout.out_strides
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         prev_prev, prev = self.stem(x)

@@ -1,13 +1,11 @@
-# Auto-DeepLab search on Cityscapes with the paper's settings (Liu et al., CVPR
-# 2019, section 5.1): L = 12 layers, B = 5 blocks, F = 8, random 321x321 crops
-# of the 1024x2048 training images, batch 2, 40 epochs on two disjoint halves
-# of the training set; architecture updates (Adam, lr 3e-3, weight decay 1e-3)
-# from epoch 20; weights by SGD (momentum 0.9, cosine lr 0.025 -> 0.001,
-# weight decay 3e-4); first-order updates.
+# Auto-DeepLab search on Cityscapes with the paper's settings (see
+# _base_/auto_deeplab_search.py): random 321x321 crops of the 1024x2048
+# training images, batch 2.
+#   python tools/convert_cityscapes.py data/cityscapes
 #   python tools/search.py configs/auto_deeplab/auto_deeplab_cityscapes.py
 #   torchrun --nproc_per_node 4 tools/search.py configs/auto_deeplab/auto_deeplab_cityscapes.py \
 #       --launcher pytorch
-_base_ = ['../_base_/datasets/cityscapes.py']
+_base_ = ['../_base_/datasets/cityscapes.py', '../_base_/auto_deeplab_search.py']
 
 crop_size = (321, 321)
 train_pipeline = [
@@ -18,29 +16,4 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(batch_size=2, num_workers=4, dataset=dict(pipeline=train_pipeline))
-
-differentiable_search = dict(
-    type='AutoDeepLabSearch',
-    network=dict(num_layers=12, filter_multiplier=8, block_multiplier=5, with_cp=False),
-    data_preprocessor=dict(
-        type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=crop_size),
-    trainer=dict(
-        epochs=40,
-        arch_start_epoch=20,
-        batch_size=2,
-        num_workers=4,
-        weight_optimizer=dict(type='SGD', lr=0.025, momentum=0.9, weight_decay=3e-4),
-        weight_lr_schedule=dict(type='cosine', min_lr=1e-3),
-        arch_optimizer=dict(type='Adam', lr=3e-3, betas=(0.9, 0.999), weight_decay=1e-3),
-        grad_clip=5.0,
-        second_order=False,
-        log_interval=50),
-    # The derived network is Auto-DeepLab-S (F = 20); its FLOPs are counted on
-    # a whole 1024x2048 image, as the paper's table reports them.
-    export_filter_multiplier=20,
-    cost_input_size=(1024, 2048),
-    # mIoU of the search network on the val split after every eval_interval
-    # epochs (0: only at the end).
-    eval_interval=0,
-    seed=0)
+differentiable_search = dict(data_preprocessor=dict(size=crop_size))

@@ -1,6 +1,19 @@
-# Auto-DeepLab on the built-in toy Cityscapes layout: a short bilevel search,
-# then decoding of the cell genotype and the Viterbi path. About N minutes on
-# 2 CPU cores:
+# Auto-DeepLab on the built-in toy Cityscapes layout: a short bilevel search of
+# a small trellis (6 layers, F = 4) on 64x64 crops, then decoding of the cell
+# genotype and the Viterbi path. About 5 minutes on 2 CPU cores:
 #   python tools/make_toy_data.py cityscapes data/toy_cityscapes
 #   python tools/search.py configs/auto_deeplab/auto_deeplab_toy.py
-_base_ = ['./auto_deeplab_cityscapes.py', '../_base_/datasets/toy_cityscapes.py']
+_base_ = ['../_base_/datasets/toy_cityscapes.py', '../_base_/auto_deeplab_search.py']
+
+crop_size = (64, 64)
+differentiable_search = dict(
+    network=dict(num_layers=6, filter_multiplier=4, block_multiplier=5),
+    data_preprocessor=dict(size=crop_size),
+    trainer=dict(
+        epochs=6,
+        arch_start_epoch=3,
+        num_workers=0,
+        log_interval=2),
+    eval_interval=3,
+    # FLOPs of the derived Auto-DeepLab-S at the toy image size.
+    cost_input_size=(64, 128))

@@ -10,6 +10,7 @@ is its score.
 """
 from __future__ import annotations
 
+import numbers
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from backbones.auto_deeplab.pictures import draw_genotype, draw_path
 from backbones.auto_deeplab.search_network import AutoDeepLabSearchNet
 from backbones.resources import measure
 from nas_tasks import dist
+from nas_tasks.builder import check_settings, settings_of
 from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.differentiable.trainer import DifferentiableTrainer
 from nas_tasks.errors import NasError
@@ -35,6 +37,10 @@ from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
 from segmentation.auto_deeplab.search_model import AutoDeepLabSearchModel
 
 BEST_ARCH_NAME = 'best_arch.json'
+# Arguments the task passes itself; a config cannot set them.
+NETWORK_SUPPLIED = ('num_classes', 'seed')
+TRAINER_SUPPLIED = ('model', 'weight_dataset', 'arch_dataset', 'work_dir', 'seed', 'collate_fn',
+                    'on_epoch_end', 'logger')
 
 
 @DIFFERENTIABLE_SEARCHES.register_module()
@@ -68,6 +74,10 @@ class AutoDeepLabSearch:
         self.cost_input_size = tuple(cost_input_size)
         self.eval_interval = int(eval_interval)
         self.seed = int(seed)
+        check_settings(self.network_cfg, settings_of(AutoDeepLabSearchNet, NETWORK_SUPPLIED),
+                       'differentiable_search.network')
+        check_settings(self.trainer_cfg, settings_of(DifferentiableTrainer, TRAINER_SUPPLIED),
+                       'differentiable_search.trainer')
         for key in ('train_dataloader', 'val_dataloader', 'val_evaluator'):
             if key not in config:
                 raise NasError(f"the config has no '{key}'; an Auto-DeepLab search needs mmseg "
@@ -114,8 +124,10 @@ class AutoDeepLabSearch:
             evaluator.process(data_samples=model.test_step(batch), data_batch=batch)
         model.train(was_training)
         metrics = evaluator.evaluate(len(dataset))
-        return {key: float(value) for key, value in metrics.items()
-                if isinstance(value, (int, float))}
+        # IoUMetric gives numpy float32 percentages rounded to 2 decimals;
+        # rounding again drops the float32 noise (42.03, not 42.029998779).
+        return {key: round(float(value), 4) for key, value in metrics.items()
+                if isinstance(value, numbers.Real)}
 
     # -- running -------------------------------------------------------------
     def run(self, work_dir: Path, resume: bool = False) -> dict:

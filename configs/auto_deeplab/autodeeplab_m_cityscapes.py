@@ -1,0 +1,4 @@
+# Auto-DeepLab-M: the published path and cell at F = 32, with the schedule of
+# autodeeplab_s_cityscapes.py.
+_base_ = ['./autodeeplab_s_cityscapes.py']
+model = dict(backbone=dict(arch='autodeeplab_m'))

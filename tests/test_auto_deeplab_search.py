@@ -1,0 +1,113 @@
+"""End to end: the Auto-DeepLab toy search through tools/search.py, kill + resume, refusals."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import REPO, run_tool
+from test_bad_inputs import assert_one_line_error
+from test_detnas_search_e2e import ONE_THREAD, best_without_timings
+
+CONFIG = 'configs/auto_deeplab/auto_deeplab_toy.py'
+
+
+def shrunk_options(data_root) -> list[str]:
+    """A 3-layer, F = 2 trellis; 3 epochs of 2 iterations, architecture steps from epoch 1."""
+    search = 'differentiable_search'
+    return [f'data_root={data_root}/',
+            f'{search}.network.num_layers=3', f'{search}.network.filter_multiplier=2',
+            f'{search}.trainer.epochs=3', f'{search}.trainer.arch_start_epoch=1',
+            f'{search}.trainer.max_iters_per_epoch=2', f'{search}.eval_interval=0']
+
+
+def search_command(work_dir, data_root, *extra) -> list[str]:
+    return [sys.executable, 'tools/search.py', CONFIG, '--work-dir', str(work_dir),
+            '--cfg-options', *shrunk_options(data_root), *extra]
+
+
+def final_model_state(work_dir) -> dict:
+    return torch.load(work_dir / 'search_state.pth', map_location='cpu',
+                      weights_only=True)['model']
+
+
+@pytest.fixture(scope='module')
+def straight_run(toy_cityscapes, tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp('auto_deeplab') / 'straight'
+    result = run_tool(search_command(work_dir, toy_cityscapes), env_extra=ONE_THREAD, check=True)
+    return work_dir, result
+
+
+def test_toy_search_writes_the_decoded_arch_and_its_pictures(straight_run):
+    from backbones.auto_deeplab.arch import validate_arch
+    from backbones.auto_deeplab.decode import decode_genotype, viterbi_path
+    from backbones.auto_deeplab.search_network import beta_mask, normalize_beta
+    work_dir, result = straight_run
+    document = json.loads((work_dir / 'best_arch.json').read_text())
+    arch = document['arch']
+    validate_arch(arch)
+    assert arch['filter_multiplier'] == 20 and len(arch['path']) == 3 and len(arch['cell']) == 10
+
+    # The arch is the decoding of the trained architecture parameters.
+    state = final_model_state(work_dir)
+    alpha = torch.softmax(state['net.arch_params.logits.alpha'], dim=-1)
+    beta = normalize_beta(state['net.arch_params.logits.beta'], beta_mask(3))
+    assert arch['cell'] == decode_genotype(alpha)
+    assert arch['path'] == viterbi_path(beta)
+
+    metrics = document['metrics']
+    assert 0.0 <= metrics['mIoU'] <= 100.0
+    assert metrics['flops'] > 0 and metrics['params'] > 0
+    for name in ('path.png', 'cell.png', 'plots/arch_alpha.png', 'plots/arch_beta.png',
+                 'search.log'):
+        assert (work_dir / name).stat().st_size > 0, name
+    assert 'best architecture:' in result.stdout and 'mIoU=' in result.stdout
+
+
+def test_killed_search_resumes_to_the_same_result(straight_run, toy_cityscapes, tmp_path):
+    straight_dir, _ = straight_run
+    work_dir = tmp_path / 'killed'
+    command = search_command(work_dir, toy_cityscapes)
+    process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, **ONE_THREAD),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = work_dir / 'search_state.pth'
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None and not checkpoint.exists():
+        time.sleep(0.1)
+    assert process.poll() is None, 'the search finished before it could be killed'
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (work_dir / 'best_arch.json').exists()
+    killed_after = torch.load(checkpoint, weights_only=True)['epoch']
+    assert killed_after < 3, 'killed after the last epoch: nothing left to resume'
+
+    run_tool([*command, '--resume'], env_extra=ONE_THREAD, check=True)
+    assert best_without_timings(work_dir) == best_without_timings(straight_dir)
+    resumed, straight = final_model_state(work_dir), final_model_state(straight_dir)
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[key], straight[key]) for key in straight)
+
+
+def test_finished_work_dir_is_not_overwritten(straight_run, toy_cityscapes):
+    work_dir, _ = straight_run
+    before = (work_dir / 'best_arch.json').read_bytes()
+    result = run_tool(search_command(work_dir, toy_cityscapes))
+    assert_one_line_error(result, 'already holds a search', '--resume')
+    assert (work_dir / 'best_arch.json').read_bytes() == before
+
+
+@pytest.mark.parametrize('option, expected', [
+    ('differentiable_search.trainer.epochz=2', ["trainer has no setting 'epochz'", 'epochs']),
+    ('differentiable_search.network.num_layer=2', ["network has no setting 'num_layer'",
+                                                   'num_layers']),
+    ('differentiable_search.type=AutoDeepLabSearchh', ["unknown differentiable_search type",
+                                                       'AutoDeepLabSearch']),
+])
+def test_unknown_search_setting(toy_cityscapes, tmp_path, option, expected):
+    result = run_tool(search_command(tmp_path / 'w', toy_cityscapes, option))
+    assert_one_line_error(result, *expected)
+    assert not (tmp_path / 'w').exists()
