@@ -12,7 +12,10 @@ python_bin="${PYTHON:-python3.11}"
 wheel_cache="${NAS_TASKS_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nas_tasks/wheels}"
 mmcv_version="2.1.0"
 stamp="$venv_dir/.nas_tasks_installed"
-stamp_content="$(cat "$repo_dir/pyproject.toml" "$repo_dir/setup.sh" | sha256sum | cut -d' ' -f1)"
+# The editable install records which top-level packages are regular ones (with
+# an __init__.py) and which are namespaces, so a new __init__.py needs a reinstall.
+stamp_content="$(cat "$repo_dir/pyproject.toml" "$repo_dir/setup.sh" \
+    <(cd "$repo_dir" && ls -d -- */__init__.py) | sha256sum | cut -d' ' -f1)"
 
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$stamp_content" ]]; then
     echo "setup: .venv is up to date"

@@ -11,6 +11,7 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_80k.py',
     '../_base_/nas_tasks_runtime.py',
 ]
+crop_size = (64, 64)  # the toy crop of toy_cityscapes.py
 model = dict(
     data_preprocessor=dict(size=crop_size),
     # F = 8 instead of the exported 20 keeps CPU training short; the cell and

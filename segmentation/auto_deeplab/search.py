@@ -34,6 +34,7 @@ from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.differentiable.trainer import DifferentiableTrainer
 from nas_tasks.errors import NasError
 from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
+from nas_tasks.seeding import seed_everything, seed_for
 from segmentation.auto_deeplab.search_model import AutoDeepLabSearchModel
 
 BEST_ARCH_NAME = 'best_arch.json'
@@ -100,6 +101,9 @@ class AutoDeepLabSearch:
 
     def _build_model(self, num_classes: int) -> AutoDeepLabSearchModel:
         from mmseg.registry import MODELS
+        # Seeded: a resumed search rebuilds the network before loading its
+        # checkpoint, and a rerun with the same seed starts from the same weights.
+        seed_everything(seed_for(self.seed, 'search network'))
         net = AutoDeepLabSearchNet(num_classes=num_classes, seed=self.seed, **self.network_cfg)
         preprocessor = MODELS.build(self.data_preprocessor_cfg)
         model = AutoDeepLabSearchModel(net, preprocessor)
