@@ -318,12 +318,11 @@ class DifferentiableTrainer:
         totals = torch.zeros(2, dtype=torch.float64)
         interval = torch.zeros(2, dtype=torch.float64)
         for i, weight_batch in zip(range(iters), weight_batches):
-            self.arch_params.resample(self.global_step)
-            if arch_batches is not None:
-                arch_loss = self.architect.step(next(arch_batches), weight_batch)
+            arch_batch = None if arch_batches is None else next(arch_batches)
+            weight_loss, arch_loss = self.train_step(weight_batch, arch_batch)
+            interval[0] += weight_loss
+            if arch_loss is not None:
                 interval[1] += arch_loss
-            interval[0] += self._weight_step(weight_batch)
-            self.global_step += 1
             progress.update(1)
             if (i + 1) % self.log_interval == 0 or i + 1 == iters:
                 totals += interval
@@ -334,6 +333,16 @@ class DifferentiableTrainer:
             arch_batches.close()
         means = _mean_over_ranks(totals / iters)
         return float(means[0]), (float(means[1]) if train_arch else None)
+
+    def train_step(self, weight_batch: Any, arch_batch: Any = None) -> tuple[float, float | None]:
+        """One iteration: resample the architecture, an architecture step on
+        ``arch_batch`` (none in the warm-up: pass None), a weight step on
+        ``weight_batch``. Returns the weight loss and the architecture loss."""
+        self.arch_params.resample(self.global_step)
+        arch_loss = None if arch_batch is None else self.architect.step(arch_batch, weight_batch)
+        weight_loss = self._weight_step(weight_batch)
+        self.global_step += 1
+        return weight_loss, arch_loss
 
     def _weight_step(self, batch: Any) -> float:
         loss = backward_loss(self.forward, batch, self.weight_parameters + self.arch_parameters)
