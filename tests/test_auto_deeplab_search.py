@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, run_tool
+from conftest import REPO, free_port, run_tool
 from test_bad_inputs import assert_one_line_error
 from test_detnas_search_e2e import ONE_THREAD, best_without_timings
 
@@ -111,3 +111,17 @@ def test_unknown_search_setting(toy_cityscapes, tmp_path, option, expected):
     result = run_tool(search_command(tmp_path / 'w', toy_cityscapes, option))
     assert_one_line_error(result, *expected)
     assert not (tmp_path / 'w').exists()
+
+
+def test_search_under_torchrun_trains_as_ddp(toy_cityscapes, tmp_path):
+    """2 CPU processes (gloo): each rank trains on its share of every half, rank 0 writes."""
+    work_dir = tmp_path / 'two_processes'
+    run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+              '--master_port', free_port(), *search_command(work_dir, toy_cityscapes)[1:],
+              '--launcher', 'pytorch'], env_extra=ONE_THREAD, check=True)
+    document = json.loads((work_dir / 'best_arch.json').read_text())
+    assert 0.0 <= document['metrics']['mIoU'] <= 100.0
+    state = torch.load(work_dir / 'search_state.pth', map_location='cpu', weights_only=True)
+    assert len(state['rng']) == 2, 'the checkpoint should hold both ranks\' generator states'
+    # 4 images per half, batch 2 per rank: one iteration per epoch on each of 2 ranks.
+    assert [record['step'] for record in state['history']] == [1, 2, 3]

@@ -1,4 +1,4 @@
-"""Evaluate a trained detector, mmdet's tools/test.py conventions.
+"""Evaluate a trained detector or segmentor, mmdet's tools/test.py conventions.
 
 python tools/test.py CONFIG CHECKPOINT [--work-dir D] [--cfg-options k=v ...]
 """
@@ -12,7 +12,7 @@ from nas_tasks.cli import parse_cfg_options, run_cli  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector')
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector or segmentor')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')

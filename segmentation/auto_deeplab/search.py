@@ -59,7 +59,8 @@ class AutoDeepLabSearch:
         export_filter_multiplier: F written to best_arch.json (20 = Auto-DeepLab-S).
         cost_input_size: (height, width) at which the derived network's
             FLOPs are counted.
-        seed: seeds the data split, the architecture parameters and the trainer.
+        seed: seeds the data split, the initial weights, the architecture
+            parameters and the trainer.
     """
 
     score_name = 'mIoU'
