@@ -33,7 +33,8 @@ def main() -> int:
                           parse_cfg_options(args.cfg_options), load_from=args.checkpoint)
     metrics = runner.test()
     for key, value in metrics.items():
-        print(f'{key}: {value}')
+        # str(): NumPy's shortest form; format() would print mmseg's float32 63.31 as 63.310001373...
+        print(f'{key}: {value!s}')
     return 0
 
 

@@ -1,6 +1,6 @@
 # Auto-DeepLab on the built-in toy Cityscapes layout: a short bilevel search of
 # a small trellis (6 layers, F = 4) on 64x64 crops, then decoding of the cell
-# genotype and the Viterbi path. About 5 minutes on 2 CPU cores:
+# genotype and the Viterbi path. About 4 minutes on 2 CPU cores:
 #   python tools/make_toy_data.py cityscapes data/toy_cityscapes
 #   python tools/search.py configs/auto_deeplab/auto_deeplab_toy.py
 _base_ = ['../_base_/datasets/toy_cityscapes.py', '../_base_/auto_deeplab_search.py']
