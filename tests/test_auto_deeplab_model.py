@@ -81,9 +81,13 @@ def _forward_backward(net, images):
     return out.detach(), grads
 
 
-def test_checkpointing_gives_the_same_outputs_gradients_and_statistics():
-    plain = tiny_search_net(block_multiplier=3)
-    checkpointed = tiny_search_net(block_multiplier=3, with_cp=True)
+@pytest.mark.parametrize('single_path', [False, True])
+def test_checkpointing_gives_the_same_outputs_gradients_and_statistics(single_path):
+    plain = tiny_search_net(block_multiplier=3, single_path=single_path)
+    checkpointed = tiny_search_net(block_multiplier=3, with_cp=True, single_path=single_path)
+    if single_path:
+        for net in (plain, checkpointed):
+            net.arch_params.resample(step=3)
     randomize_arch_logits(plain)
     checkpointed.load_state_dict(plain.state_dict())
     images = torch.randn(2, 3, 32, 32)

@@ -114,11 +114,15 @@ def test_unknown_search_setting(toy_cityscapes, tmp_path, option, expected):
 
 
 def test_search_under_torchrun_trains_as_ddp(toy_cityscapes, tmp_path):
-    """2 CPU processes (gloo): each rank trains on its share of every half, rank 0 writes."""
+    """2 CPU processes (gloo): each rank trains on its share of every half, rank 0 writes.
+
+    With checkpointed cells, whose parameter gradients come out of a
+    recomputing autograd function, which DDP must see like plain ones."""
     work_dir = tmp_path / 'two_processes'
+    command = search_command(work_dir, toy_cityscapes, 'differentiable_search.network.with_cp=True')
     run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-              '--master_port', free_port(), *search_command(work_dir, toy_cityscapes)[1:],
-              '--launcher', 'pytorch'], env_extra=ONE_THREAD, check=True)
+              '--master_port', free_port(), *command[1:], '--launcher', 'pytorch'],
+             env_extra=ONE_THREAD, check=True)
     document = json.loads((work_dir / 'best_arch.json').read_text())
     assert 0.0 <= document['metrics']['mIoU'] <= 100.0
     state = torch.load(work_dir / 'search_state.pth', map_location='cpu', weights_only=True)
