@@ -52,6 +52,13 @@ def run_tool(args: list[str], env_extra: dict | None = None, timeout: int = 600,
     return result
 
 
+def openmmlab_tool(package: str, name: str) -> str:
+    """The path of an OpenMMLab package's own tool, e.g. ('mmseg', 'train')."""
+    import importlib
+    module = importlib.import_module(package)
+    return str(Path(module.__file__).parent / '.mim' / 'tools' / f'{name}.py')
+
+
 def free_port() -> str:
     """A TCP port nobody listens on now, for torchrun's rendezvous."""
     with socket.socket() as probe:

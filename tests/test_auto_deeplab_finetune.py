@@ -6,17 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_tool
+from conftest import openmmlab_tool, run_tool
 
 FINETUNE_CONFIG = 'configs/auto_deeplab/auto_deeplab_finetune_toy.py'
 # A path that ends at output stride 16, unlike the preset's (stride 8), so the
 # head's wiring from the arch is exercised.
 FOUND_PATH = [0, 1, 2, 2, 1, 2]
-
-
-def mmseg_tool(name: str) -> str:
-    import mmseg
-    return str(Path(mmseg.__file__).parent / '.mim' / 'tools' / f'{name}.py')
 
 
 @pytest.fixture(scope='module')
@@ -60,13 +55,13 @@ def test_segmentor_wires_the_head_to_where_the_path_ends(found_arch):
 def test_found_network_trains_and_tests_with_mmseg_tools(found_arch, toy_cityscapes, tmp_path):
     work_dir = tmp_path / 'mmseg_tools'
     options = finetune_options(toy_cityscapes, found_arch)
-    run_tool(['python', mmseg_tool('train'), FINETUNE_CONFIG, '--work-dir', str(work_dir),
+    run_tool(['python', openmmlab_tool('mmseg', 'train'), FINETUNE_CONFIG, '--work-dir', str(work_dir),
               '--cfg-options', *options], check=True)
     checkpoint = work_dir / 'iter_2.pth'
     state = torch.load(checkpoint, map_location='cpu', weights_only=True)['state_dict']
     assert any(key.startswith('backbone.cells.5.') for key in state)
     assert not any(key.startswith('backbone.cells.6.') for key in state)
-    tested = run_tool(['python', mmseg_tool('test'), FINETUNE_CONFIG, str(checkpoint),
+    tested = run_tool(['python', openmmlab_tool('mmseg', 'test'), FINETUNE_CONFIG, str(checkpoint),
                        '--work-dir', str(work_dir), '--cfg-options', *options], check=True)
     assert re.search(r'mIoU: \d', tested.stdout + tested.stderr)
 

@@ -7,14 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_tool
+from conftest import openmmlab_tool, run_tool
 
 FINETUNE_CONFIG = 'configs/detnas/retinanet_detnas_finetune_toy.py'
-
-
-def mmdet_tool(name: str) -> str:
-    import mmdet
-    return str(Path(mmdet.__file__).parent / '.mim' / 'tools' / f'{name}.py')
 
 
 @pytest.fixture(scope='module')
@@ -49,14 +44,14 @@ def test_found_backbone_trains_and_tests_with_mmdet_tools(found_backbone, toy_co
         # After 4 iterations no box clears the default 0.05 score threshold and
         # CocoMetric would report nothing; every box counts here.
         'model.test_cfg.score_thr=0.0']
-    run_tool(['python', mmdet_tool('train'), FINETUNE_CONFIG, '--work-dir', str(work_dir),
+    run_tool(['python', openmmlab_tool('mmdet', 'train'), FINETUNE_CONFIG, '--work-dir', str(work_dir),
               '--cfg-options', *options], check=True)
     checkpoint = work_dir / 'iter_4.pth'
     state = torch.load(checkpoint, map_location='cpu', weights_only=False)['state_dict']
     chosen = [k for k in state if k.startswith('backbone.layers.0.')]
     assert chosen and not any('.choices.' in k for k in state), 'not the standalone backbone'
 
-    tested = run_tool(['python', mmdet_tool('test'), FINETUNE_CONFIG, str(checkpoint),
+    tested = run_tool(['python', openmmlab_tool('mmdet', 'test'), FINETUNE_CONFIG, str(checkpoint),
                        '--work-dir', str(work_dir), '--cfg-options', *options], check=True)
     assert re.search(r'coco/bbox_mAP: \d', tested.stdout + tested.stderr)
 

@@ -199,7 +199,8 @@ class _RecomputedCall(torch.autograd.Function):
     reach them through the outer backward, as in a plain call (DDP's hooks
     fire as usual). A whole cell is one autograd node here, whereas
     ``torch.utils.checkpoint`` (non-reentrant) runs Python hooks for every
-    tensor the cell saves: about 60% of the recomputation's cost on CPU.
+    tensor the cell saves; at the paper's search setting on CPU that took the
+    step from 1.41x to 1.59x of the plain step's time.
     """
 
     @staticmethod
