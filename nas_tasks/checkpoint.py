@@ -1,9 +1,7 @@
 """Saving and loading torch checkpoints atomically and safely (weights_only)."""
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +11,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from nas_tasks.errors import NasError
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from nas_tasks.io import atomic_torch_save  # noqa: F401  (re-exported: the one writer)
 
 
 def safe_torch_load(path: Path) -> Any:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -14,18 +12,15 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from nas_tasks.io import atomic_write  # noqa: E402
+
 
 def _save_atomically(figure, path: Path, tight: bool = True) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.png')
-    os.close(fd)
     try:
-        figure.savefig(tmp, dpi=110, bbox_inches='tight' if tight else None)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: figure.savefig(f, format='png', dpi=110,
+                                                     bbox_inches='tight' if tight else None))
     finally:
         plt.close(figure)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def plot_score_per_round(history: list[dict], path: Path, score_name: str = 'score') -> None:

@@ -21,7 +21,6 @@ import colorsys
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -31,6 +30,7 @@ import pycocotools.mask as mask_utils
 from PIL import Image
 
 from nas_tasks.errors import NasError
+from nas_tasks.io import atomic_write, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -231,22 +231,13 @@ def _render(rng: np.random.Generator, height: int, width: int,
 
 # --- atomic writing ---
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_png(array: np.ndarray, path: Path) -> None:
     """Writes a uint8 array as PNG (H x W x 3: RGB, H x W: greyscale) atomically."""
-    _atomic_write(Path(path), lambda tmp: Image.fromarray(array).save(tmp, format='PNG'))
+    atomic_write(path, lambda f: Image.fromarray(array).save(f, format='PNG'))
 
 
 def _save_json(obj, path: Path) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj) + '\n'))
+    atomic_write_json(path, obj)
 
 
 # --- COCO layout ---
