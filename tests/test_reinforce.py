@@ -296,3 +296,92 @@ def test_search_loop_resumes_exactly(tmp_path):
     lines = {name: (tmp_path / name / 'candidates.jsonl').read_text() for name in ('straight', 'killed')}
     assert lines['killed'] == lines['straight']
     assert [json.loads(line)['round'] for line in lines['straight'].splitlines()] == [r // 4 for r in range(16)]
+
+
+# -- spaces that constrain a decision by the earlier ones (NAS-FPN) ----------------
+
+def nas_fpn_space(**kwargs):
+    from detection.nas_fpn.space import NASFPNSpace
+    return NASFPNSpace(**kwargs)
+
+
+def count_draws_and_invalid_checks(controller):
+    """Wraps the controller's sampler and the space's validity check with counters."""
+    counts = {'drawn': 0, 'invalid': 0}
+    sample_archs, is_valid = controller._sample_archs, controller.space.is_valid
+
+    def counting_sample(count):
+        counts['drawn'] += count
+        return sample_archs(count)
+
+    def counting_is_valid(arch):
+        valid = is_valid(arch)
+        counts['invalid'] += not valid
+        return valid
+    controller._sample_archs = counting_sample
+    controller.space.is_valid = counting_is_valid
+    return counts
+
+
+def test_nas_fpn_controller_proposes_only_valid_pyramids_without_redraws():
+    space = nas_fpn_space()
+    # Uniform draws are valid about a third of the time, so unmasked sampling redraws a lot.
+    controller = small(space, num_steps=6, allow_repeats=True)
+    counts = count_draws_and_invalid_checks(controller)
+    asked = run_steps(controller, lambda a: float(a['cell0.op'] == 'sum'))
+    proposed = list(itertools.chain.from_iterable(asked))
+    assert len(proposed) == 6 * 8
+    for arch in proposed:
+        space.validate(arch)
+    assert counts == {'drawn': len(proposed), 'invalid': 0}
+
+
+def test_masked_options_have_zero_probability_and_log_probs_sum_to_one_over_valid_archs():
+    # Two cells over two levels: 144 archs in the product of the options, 48 of them valid.
+    space = nas_fpn_space(num_cells=2, num_inputs=2)
+    controller = small(space, num_steps=5, allow_repeats=True)
+    run_steps(controller, lambda a: float(a['cell1.input0'] == 2), steps=2)  # away from the init
+    product = all_archs(space)
+    valid = [arch for arch in product if space.is_valid(arch)]
+    assert (len(product), len(valid)) == (144, 48)
+    with torch.no_grad():
+        log_prob, entropy = controller.log_prob_and_entropy(valid)
+    assert log_prob.exp().sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert torch.isfinite(entropy).all() and (entropy > 0).all()
+
+    # Teacher forcing one arch: each input1 step gives -inf to the option equal to input0.
+    arch = valid[0]
+    indices = [space.options(key).index(arch[key]) for key in space.keys]
+    step_log_probs = {}
+
+    def teacher(step, log_probs):
+        step_log_probs[space.keys[step]] = log_probs[0]
+        return torch.tensor([indices[step]])
+    with torch.no_grad():
+        controller.controller(1, teacher, controller._allowed_mask)
+    for cell in range(2):
+        input1 = step_log_probs[f'cell{cell}.input1']
+        masked = space.options(f'cell{cell}.input1').index(arch[f'cell{cell}.input0'])
+        assert input1[masked] == -math.inf
+        assert torch.isfinite(torch.cat([input1[:masked], input1[masked + 1:]])).all()
+        assert torch.isfinite(step_log_probs[f'cell{cell}.input0']).all()
+
+
+def test_updates_under_masks_keep_the_controller_finite():
+    controller = small(nas_fpn_space(), num_steps=3, allow_repeats=True, entropy_weight=0.1)
+    run_steps(controller, lambda a: float(a['cell0.input1'] == 1))
+    assert all(torch.isfinite(p).all() for p in controller.controller.parameters())
+
+
+class NoConstraintSpace(CategoricalSpace):
+    """A plain space whose ``allowed_options`` constrains nothing."""
+
+    def allowed_options(self, key, partial_arch):
+        return None
+
+
+def test_a_space_without_constraints_is_sampled_as_before():
+    plain, opted_in = make_space(), NoConstraintSpace(CHOICES, name='mixed')
+    reward = lambda a: first_option_count(plain, a)  # noqa: E731
+    asked = [run_steps(small(space, num_steps=3), reward) for space in (plain, opted_in)]
+    assert asked[0] == asked[1]

@@ -222,6 +222,18 @@ class NASFPNSpace(CategoricalSpace):
         raise ArchError(f'cell {cell}: {decision} must be a feature index from 0 to '
                         f'{num_candidates - 1} ({candidates}), got {value!r}')
 
+    def allowed_options(self, key: str, partial_arch: Arch) -> list[bool] | None:
+        """Which options of ``key`` are valid given the decisions made before it
+        (``partial_arch``, in :attr:`keys` order): a cell's ``input1`` must
+        differ from its ``input0``; every other decision is unconstrained
+        (None). The RL controller masks its logits with this, so it never
+        proposes an invalid pyramid."""
+        cell, decision = _split_key(key)
+        input0 = partial_arch.get(arch_key(cell, 'input0'))
+        if decision != 'input1' or input0 is None:
+            return None
+        return [option != input0 for option in self.options(key)]
+
     # -- drawing only valid architectures ---------------------------------------
 
     def sample(self, rng: random.Random) -> Arch:
@@ -300,6 +312,14 @@ def resolve_arch(arch: str | os.PathLike | Mapping, num_inputs: int = 5
         return space, space.from_document(document)
     except ArchError as error:
         raise ArchError(f'arch file {os.fspath(arch)}: {error}') from None
+
+
+def _split_key(key: str) -> tuple[int, str]:
+    """``'cell3.input1'`` -> ``(3, 'input1')``."""
+    match = _CELL_KEY.match(key)
+    if match is None:
+        raise ArchError(f"'{key}' is not a NAS-FPN decision (cell<i>.<decision>)")
+    return int(match[1]), key[match.end():]
 
 
 def _span(levels: Sequence[int]) -> str:

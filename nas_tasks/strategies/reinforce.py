@@ -33,11 +33,16 @@ class _LSTMController(nn.Module):
         self.temperature = temperature
         self.tanh_constant = tanh_constant
 
-    def forward(self, batch_size: int, choose: Callable[[int, torch.Tensor], torch.Tensor]
+    def forward(self, batch_size: int, choose: Callable[[int, torch.Tensor], torch.Tensor],
+                allowed: Callable[[int, list[torch.Tensor]], torch.Tensor | None] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run all decisions for a batch; ``choose(step, log_probs)`` picks the
-        option indices of a step. Returns the indices ``[B, K]`` and, per
-        architecture, the log-probability and the entropy summed over decisions."""
+        option indices of a step. ``allowed(step, chosen)``, given the indices
+        chosen at the earlier steps, may return a boolean ``[B, n]`` mask of
+        the options valid at this step: the others get probability zero (a
+        log-probability of -inf) and take no part in the entropy. Returns the
+        indices ``[B, K]`` and, per architecture, the log-probability and the
+        entropy summed over decisions."""
         inputs = self.start.expand(batch_size, -1)
         state = None
         chosen, log_prob, entropy = [], 0.0, 0.0
@@ -48,13 +53,23 @@ class _LSTMController(nn.Module):
                 logits = logits / self.temperature
             if self.tanh_constant is not None:  # ENAS: bounded logits keep exploring
                 logits = self.tanh_constant * torch.tanh(logits)
+            mask = allowed(step, chosen) if allowed is not None else None
+            if mask is not None:
+                logits = logits.masked_fill(~mask, -math.inf)
             log_probs = torch.log_softmax(logits, dim=-1)
             index = choose(step, log_probs)
             log_prob = log_prob + log_probs.gather(1, index[:, None]).squeeze(1)
-            entropy = entropy - (log_probs.exp() * log_probs).sum(-1)
+            entropy = entropy + _entropy(log_probs, mask)
             chosen.append(index)
             inputs = embedding(index)
         return torch.stack(chosen, dim=1), log_prob, entropy
+
+
+def _entropy(log_probs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Entropy of each row; masked options (probability 0, log-probability
+    -inf) contribute 0, and no NaN reaches the gradient through them."""
+    log_probs_or_zero = log_probs if mask is None else log_probs.masked_fill(~mask, 0.0)
+    return -(log_probs.exp() * log_probs_or_zero).sum(-1)
 
 
 @STRATEGIES.register_module()
@@ -87,7 +102,15 @@ class ReinforceController(Strategy):
 
     All randomness comes from a ``torch.Generator`` seeded with ``seed`` (the
     controller's initial weights included), plus the base class's ``rng`` for
-    the uniform fallback. :attr:`history` holds ``(step, mean reward, best
+    the uniform fallback.
+
+    A space may constrain a decision by the earlier ones with
+    ``allowed_options(key, partial_arch) -> list[bool] | None`` (one flag per
+    option of ``key``, given the decisions before ``key`` in ``space.keys``
+    order). The controller then masks the logits of the disallowed options
+    both when sampling and in the teacher-forced log-probabilities and entropy
+    of the update, so every sample is valid for the space and the gradient is
+    the masked policy's. Spaces without it are sampled unmasked. :attr:`history` holds ``(step, mean reward, best
     reward, baseline after the update)`` per update.
     """
 
@@ -155,21 +178,53 @@ class ReinforceController(Strategy):
 
     def log_prob_and_entropy(self, archs: list[Arch]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per architecture, the controller's log-probability of it and the
-        entropy of its decisions (summed), by teacher forcing; differentiable."""
+        entropy of its decisions (summed), by teacher forcing under the same
+        masks as sampling, so the gradient is the masked policy's; differentiable."""
         for arch in archs:
             self.space.validate(arch)
         indices = torch.tensor([[index[(type(arch[key]), arch[key])]
                                  for index, key in zip(self._index, self.space.keys)]
                                 for arch in archs], dtype=torch.long)
-        _, log_prob, entropy = self.controller(len(archs), lambda step, _: indices[:, step])
+        _, log_prob, entropy = self.controller(len(archs), lambda step, _: indices[:, step],
+                                               self._allowed_mask)
         return log_prob, entropy
 
     def _sample_archs(self, count: int) -> list[Arch]:
         with torch.no_grad():
             indices, _, _ = self.controller(count, lambda _, log_probs: torch.multinomial(
-                log_probs.exp(), 1, generator=self.generator).squeeze(1))
-        return [{key: options[i] for key, options, i in zip(self.space.keys, self._options, row)}
-                for row in indices.tolist()]
+                log_probs.exp(), 1, generator=self.generator).squeeze(1), self._allowed_mask)
+        return [self._to_arch(row) for row in indices.tolist()]
+
+    def _to_arch(self, row: list[int]) -> Arch:
+        """The (partial) arch of the option indices of the first ``len(row)`` decisions."""
+        return {key: options[i] for key, options, i in zip(self.space.keys, self._options, row)}
+
+    def _allowed_mask(self, step: int, chosen: list[torch.Tensor]) -> torch.Tensor | None:
+        """The options of decision ``step`` that the space allows after the
+        ``chosen`` earlier ones, as a ``[B, n]`` mask; None where the space
+        has no ``allowed_options`` or allows everything.
+
+        A space opts in with ``allowed_options(key, partial_arch) -> list[bool]
+        | None`` (NAS-FPN: a cell's second input must differ from its first).
+        Masking the logits makes every sample valid, where redrawing invalid
+        samples would waste draws and bias the policy gradient.
+        """
+        allowed_options = getattr(self.space, 'allowed_options', None)
+        if allowed_options is None:
+            return None
+        key = self.space.keys[step]
+        # Before the first decision there is one (empty) history, broadcast over the batch.
+        histories = torch.stack(chosen, dim=1).tolist() if chosen else [[]]
+        num_options = len(self._options[step])
+        rows = []
+        for history in histories:
+            allowed = allowed_options(key, self._to_arch(history))
+            if allowed is not None and (len(allowed) != num_options or not any(allowed)):
+                raise NasError(f"space '{self.space.name}': allowed_options({key!r}, ...) must give "
+                               f'{num_options} booleans with at least one True, got {allowed!r}')
+            rows.append([True] * num_options if allowed is None else [bool(a) for a in allowed])
+        mask = torch.tensor(rows, dtype=torch.bool)
+        return None if mask.all() else mask
 
     def _sampler(self) -> Callable[[], Arch]:
         """``make`` for the draw loop: one controller sample per call, drawn
