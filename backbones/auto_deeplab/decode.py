@@ -1,6 +1,8 @@
 """Decoding a searched Auto-DeepLab: the cell genotype from alpha, the path from beta.
 
 Pure functions on tensors or nested lists (anything ``torch.as_tensor`` takes).
+Weights holding NaN or infinity (a search that diverged) are refused: any
+arch decoded from them would be arbitrary.
 """
 from __future__ import annotations
 
@@ -9,10 +11,23 @@ from typing import Any
 
 import torch
 
+from nas_tasks.errors import NasError
+
 from .arch import NUM_LEVELS, blocks_for_edges, edge_index
 from .ops import PRIMITIVES
 
 _NONE = PRIMITIVES.index('none')
+
+
+def _finite_weights(weights: Any, name: str) -> torch.Tensor:
+    """``weights`` as a float64 CPU tensor; a NasError if any entry is NaN or infinite."""
+    tensor = torch.as_tensor(weights, dtype=torch.float64).detach().cpu()
+    if not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise NasError(f'the architecture weights {name} hold {bad} NaN or infinite value(s), so no '
+                       'architecture can be decoded from them; did the search diverge? Decode the '
+                       'weights of a checkpoint from before it did')
+    return tensor
 
 
 def decode_genotype(alpha: Any) -> list[list]:
@@ -25,7 +40,7 @@ def decode_genotype(alpha: Any) -> list[list]:
     inputs numbered 0 = H^{l-2}, 1 = H^{l-1}, 2 + j = block j. Ties go to the
     lower input / the op earlier in PRIMITIVES.
     """
-    weights = torch.as_tensor(alpha, dtype=torch.float64).detach().cpu()
+    weights = _finite_weights(alpha, 'alpha')
     if weights.dim() != 2 or weights.shape[1] != len(PRIMITIVES):
         raise ValueError(f'alpha must be [edges, {len(PRIMITIVES)}], got {tuple(weights.shape)}')
     blocks = blocks_for_edges(weights.shape[0])
@@ -52,7 +67,7 @@ def viterbi_path(beta: Any) -> list[int]:
     (sums of logs; zero weights are impossible moves). Ties go to the lower
     source level and, at the end, the lower final level.
     """
-    weights = torch.as_tensor(beta, dtype=torch.float64).detach().cpu()
+    weights = _finite_weights(beta, 'beta')
     if weights.dim() != 3 or tuple(weights.shape[1:]) != (NUM_LEVELS, 3):
         raise ValueError(f'beta must be [layers, {NUM_LEVELS}, 3], got {tuple(weights.shape)}')
     log_beta = [[[math.log(v) if v > 0 else -math.inf for v in row] for row in layer]

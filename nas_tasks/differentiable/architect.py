@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from nas_tasks.differentiable.finite import check_step
 from nas_tasks.errors import NasError
 
 Batch = Any
@@ -88,7 +89,8 @@ class Architect:
         """One architecture update; returns the architecture-half loss.
 
         ``weight_batch`` (needed in second order) is the weight-half batch of
-        the same iteration, as in DARTS.
+        the same iteration, as in DARTS. A non-finite loss or gradient (on any
+        rank) raises :class:`NonFiniteStep` before the architecture moves.
         """
         if self.second_order:
             loss, grads = self.unrolled_grads(arch_batch, weight_batch)
@@ -96,6 +98,7 @@ class Architect:
             loss = backward_loss(self.forward, arch_batch, self._all)
             grads = _grads(self.arch)
         zero_grads(self._all)
+        check_step('architecture', loss, grads)
         for param, grad in zip(self.arch, grads):
             param.grad = grad
         self.arch_optimizer.step()

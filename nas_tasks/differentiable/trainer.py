@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
-import torch.distributed as torch_dist
 from mmengine.dataset.utils import worker_init_fn
 from mmengine.logging import MMLogger
 from mmengine.registry import OPTIMIZERS
@@ -27,18 +26,16 @@ from tqdm import tqdm
 
 from nas_tasks import dist
 from nas_tasks.builder import build_component
-from nas_tasks.checkpoint import atomic_torch_save, safe_torch_load
 from nas_tasks.differentiable.arch_params import ArchParameters
 from nas_tasks.differentiable.architect import Architect, backward_loss, zero_grads
+from nas_tasks.differentiable.finite import NonFiniteStep, check_step, non_finite_entries
+from nas_tasks.differentiable.ranks import gather, mean_over_ranks, on_every_rank
 from nas_tasks.differentiable.state import capture_rng_state, restore_rng_state
 from nas_tasks.errors import NasError
 from nas_tasks.plots import plot_arch_weights
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.strategies.base import check_int
-
-CHECKPOINT_NAME = 'search_state.pth'
-LOG_NAME = 'search.log'
-PLOTS_DIR = 'plots'
+from nas_tasks.workdir import SearchWorkDir
 
 # DARTS (Liu et al. 2019) settings, used where a config names no optimizer.
 DEFAULT_WEIGHT_OPTIMIZER = dict(type='SGD', lr=0.025, momentum=0.9, weight_decay=3e-4)
@@ -92,8 +89,15 @@ class DifferentiableTrainer:
     gradients are averaged over ranks; all ranks draw the same single path.
     Each rank reads ``batch_size`` samples per step. Rank 0 writes the files.
 
-    Work directory: ``search_state.pth`` (after every epoch), ``search.log``
-    (when no logger is given), ``plots/arch_<group>.png``.
+    Work directory (:class:`SearchWorkDir`'s rules): ``search_state.pth``
+    after every epoch, the one before kept as ``search_state.prev.pth`` (a
+    resume falls back to it when the latest is unreadable, and repeats one
+    epoch), ``search.log`` (when no logger is given), ``plots/arch_<group>.png``.
+
+    Non-finite numbers: a step whose loss or gradients are NaN or infinite on
+    any rank is not taken; the run stops with a NasError that names the epoch
+    and iteration, and the last checkpoint (the previous epoch's) stays the
+    one to resume from. A model holding non-finite values is never saved.
 
     ``history`` holds one record per epoch::
 
@@ -106,6 +110,10 @@ class DifferentiableTrainer:
     ``on_epoch_end(trainer, epoch)`` (``epoch`` 0-based) runs on every rank
     after each epoch, before the checkpoint; a dict it returns becomes the
     record's ``metrics``.
+
+    ``result`` is the task's final record (decoded architecture, metrics),
+    once it calls :meth:`record_result`; it is saved in the checkpoint, so a
+    finished search that is resumed can export it again without recomputing it.
     """
 
     def __init__(self, model: nn.Module, weight_dataset: Dataset, arch_dataset: Dataset, *,
@@ -144,7 +152,8 @@ class DifferentiableTrainer:
         self.model = model
         self.arch_params: ArchParameters = arch_params
         self.weight_dataset, self.arch_dataset = weight_dataset, arch_dataset
-        self.work_dir = Path(work_dir)
+        self.work = SearchWorkDir(work_dir)
+        self.work_dir = self.work.path
         self.epochs, self.arch_start_epoch = epochs, arch_start_epoch
         self.batch_size, self.num_workers, self.collate_fn = batch_size, num_workers, collate_fn
         self.grad_clip = grad_clip
@@ -169,6 +178,8 @@ class DifferentiableTrainer:
         self.arch_optimizer = _build_optimizer(arch_optimizer or DEFAULT_ARCH_OPTIMIZER,
                                                self.arch_parameters, 'arch_optimizer')
         self.lr_scheduler = _build_lr_schedule(weight_lr_schedule, self.weight_optimizer, epochs)
+        self._configured_lrs = {name: [group['lr'] for group in optimizer.param_groups]
+                                for name, optimizer in self._optimizers().items()}
 
         arch_params.single_path = single_path
         self.forward = self._wrap(model, single_path if find_unused_parameters is None
@@ -178,6 +189,8 @@ class DifferentiableTrainer:
         self.epoch = 0  # epochs completed
         self.global_step = 0  # iterations completed
         self.history: list[dict] = []
+        self.result: dict | None = None
+        self.checkpointed_epoch: int | None = None  # epochs completed in the latest checkpoint
 
     # -- set-up ----------------------------------------------------------------
     def _check_half_size(self, half: str, dataset: Dataset) -> None:
@@ -227,7 +240,7 @@ class DifferentiableTrainer:
     # -- state -----------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path:
-        return self.work_dir / CHECKPOINT_NAME
+        return self.work.checkpoint_path
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs; loadable with ``weights_only=True``.
@@ -239,7 +252,7 @@ class DifferentiableTrainer:
                     weight_optimizer=self.weight_optimizer.state_dict(),
                     arch_optimizer=self.arch_optimizer.state_dict(),
                     lr_scheduler=None if self.lr_scheduler is None else self.lr_scheduler.state_dict(),
-                    history=self.history, rng=_gather(capture_rng_state()),
+                    history=self.history, result=self.result, rng=gather(capture_rng_state()),
                     settings=dict(seed=self.seed, arch_seed=self.arch_params.seed,
                                   single_path=self.single_path, second_order=self.second_order))
 
@@ -263,38 +276,85 @@ class DifferentiableTrainer:
                            'resume with the same setting or choose another work dir')
         if self.lr_scheduler is not None:
             self.lr_scheduler.load_state_dict(state['lr_scheduler'])
+        self._apply_configured_lrs()
         self.epoch, self.global_step = state['epoch'], state['global_step']
         self.history = list(state['history'])
+        self.result = state.get('result')
+        self.checkpointed_epoch = self.epoch
         rng = state['rng']
         restore_rng_state(rng[dist.get_rank()] if len(rng) == dist.get_world_size() else rng[0])
 
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return dict(weight_optimizer=self.weight_optimizer, arch_optimizer=self.arch_optimizer)
+
+    def _apply_configured_lrs(self) -> None:
+        """After loading a checkpoint, use the learning rates of this run's settings.
+
+        A search that diverged can so resume with a lower lr. The cosine
+        schedule keeps its position and anneals from the new initial lr.
+        Unchanged settings change nothing, so the resume stays exact.
+        """
+        for name, optimizer in self._optimizers().items():
+            for index, (group, lr) in enumerate(zip(optimizer.param_groups,
+                                                    self._configured_lrs[name])):
+                saved = group.get('initial_lr', group['lr'])
+                if saved == lr:
+                    continue
+                self.logger.info(f'{name}: initial learning rate {lr:g} (the checkpoint has '
+                                 f'{saved:g})')
+                if name == 'weight_optimizer' and self.lr_scheduler is not None:
+                    group['initial_lr'] = self.lr_scheduler.base_lrs[index] = lr
+                    group['lr'] = self.lr_scheduler._get_closed_form_lr()[index]
+                else:
+                    group['lr'] = lr
+
     def save_checkpoint(self) -> None:
+        """Save the state (rank 0), keeping the previous checkpoint; refuse non-finite weights."""
+        self._refuse_non_finite_model()
         state = self.state_dict()  # on every rank: gathering the RNG states is collective
         if dist.is_main_process():
-            atomic_torch_save(state, self.checkpoint_path)
+            self.work.save_checkpoint(state)
         dist.barrier()
+        self.checkpointed_epoch = self.epoch
+
+    def _refuse_non_finite_model(self) -> None:
+        bad = non_finite_entries(self.model.state_dict())
+        if on_every_rank(not bad):
+            return
+        where = ', '.join(bad[:3]) + (' ...' if len(bad) > 3 else '') if bad else 'on another rank'
+        raise NasError(f'after epoch {self.epoch} (1-based) the search model holds NaN or '
+                       f'infinite values ({where}), so no checkpoint was written; '
+                       f'{self._how_to_resume()}')
+
+    def _how_to_resume(self) -> str:
+        # Resuming repeats the run exactly, so it has to change something.
+        change = ('after lowering the learning rates or grad_clip in the trainer settings '
+                  '(unchanged settings reach the same step again), or checking the data')
+        if self.checkpointed_epoch is None:
+            return f'no checkpoint was written yet: rerun with the same --work-dir {change}'
+        return (f'the last good checkpoint is {self.checkpoint_path} (after epoch '
+                f'{self.checkpointed_epoch}): rerun with --resume and the same --work-dir {change}')
+
+    def record_result(self, result: dict) -> None:
+        """Keep the search's final record in the checkpoint (on every rank; rank 0 writes)."""
+        self.result = result
+        self.save_checkpoint()
 
     def prepare_work_dir(self, resume: bool) -> None:
-        """Refuse a work dir that holds a search unless resuming; on resume load its checkpoint."""
-        if not resume:
-            if self.checkpoint_path.is_file():
-                raise NasError(f'work dir {self.work_dir} already holds a search; pass --resume to '
-                               'continue it, or choose another --work-dir')
-            return
-        if self.checkpoint_path.is_file():
-            self.load_state_dict(safe_torch_load(self.checkpoint_path))
+        """Apply the work-dir rules, open the log, and on resume load the latest good checkpoint."""
+        self.work.check(resume)
+        if self._own_logger:
+            self.logger = self.work.open_log()
+        state = self.work.load_checkpoint(self.logger) if resume else None
+        if state is not None:
+            self.load_state_dict(state)
 
     # -- running -----------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict]:
         """Train (or finish training) for ``epochs`` epochs; returns :attr:`history`."""
         self.prepare_work_dir(resume)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        if self._own_logger:
-            self.logger = MMLogger.get_instance(f'nas_tasks.search.{self.work_dir.resolve()}',
-                                                logger_name='nas_tasks', file_mode='a',
-                                                log_file=str(self.work_dir / LOG_NAME))
         if self.epoch:
-            self.logger.info(f'resumed from {self.checkpoint_path} after epoch {self.epoch}')
+            self.logger.info(f'resumed after epoch {self.epoch}')
         else:
             seed_everything(seed_for(self.seed, f'global:{dist.get_rank()}'))
         iters = self.iters_per_epoch
@@ -319,7 +379,12 @@ class DifferentiableTrainer:
         interval = torch.zeros(2, dtype=torch.float64)
         for i, weight_batch in zip(range(iters), weight_batches):
             arch_batch = None if arch_batches is None else next(arch_batches)
-            weight_loss, arch_loss = self.train_step(weight_batch, arch_batch)
+            try:
+                weight_loss, arch_loss = self.train_step(weight_batch, arch_batch)
+            except NonFiniteStep as error:
+                raise NasError(f'non-finite {error.what} at epoch {epoch + 1}/{self.epochs}, '
+                               f'iteration {i + 1}/{iters} (both 1-based): the step was not '
+                               f'taken; {self._how_to_resume()}') from error
             interval[0] += weight_loss
             if arch_loss is not None:
                 interval[1] += arch_loss
@@ -331,13 +396,17 @@ class DifferentiableTrainer:
                 interval.zero_()
         if arch_batches is not None:
             arch_batches.close()
-        means = _mean_over_ranks(totals / iters)
+        means = mean_over_ranks(totals / iters)
         return float(means[0]), (float(means[1]) if train_arch else None)
 
     def train_step(self, weight_batch: Any, arch_batch: Any = None) -> tuple[float, float | None]:
         """One iteration: resample the architecture, an architecture step on
         ``arch_batch`` (none in the warm-up: pass None), a weight step on
-        ``weight_batch``. Returns the weight loss and the architecture loss."""
+        ``weight_batch``. Returns the weight loss and the architecture loss.
+
+        A non-finite loss or gradient raises :class:`NonFiniteStep` before the
+        step it belongs to (an architecture step of the same iteration may
+        have been taken already)."""
         self.arch_params.resample(self.global_step)
         arch_loss = None if arch_batch is None else self.architect.step(arch_batch, weight_batch)
         weight_loss = self._weight_step(weight_batch)
@@ -347,6 +416,7 @@ class DifferentiableTrainer:
     def _weight_step(self, batch: Any) -> float:
         loss = backward_loss(self.forward, batch, self.weight_parameters + self.arch_parameters)
         zero_grads(self.arch_parameters)
+        check_step('weight', loss, [p.grad for p in self.weight_parameters])
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.weight_parameters, self.grad_clip)
         self.weight_optimizer.step()
@@ -370,9 +440,10 @@ class DifferentiableTrainer:
             record['metrics'] = {str(k): float(v) for k, v in metrics.items()}
         self.history.append(record)
         self.epoch = epoch + 1
+        self.result = None  # a result recorded before this epoch (epochs were raised) is stale
         self.save_checkpoint()
         if dist.is_main_process():
-            plot_arch_weights(self.history, self.work_dir / PLOTS_DIR,
+            plot_arch_weights(self.history, self.work.plots_dir,
                               getattr(self.model, 'arch_op_names', None))
         arch_text = 'warm-up' if losses[1] is None else f'arch loss {losses[1]:.4f}'
         metrics_text = ''.join(f', {k} {v:.4f}' for k, v in record['metrics'].items())
@@ -417,21 +488,3 @@ def _build_lr_schedule(cfg: dict | None, optimizer: torch.optim.Optimizer, epoch
     if not isinstance(min_lr, (int, float)) or isinstance(min_lr, bool) or min_lr < 0:
         raise NasError(f'weight_lr_schedule min_lr must be a number >= 0, got {min_lr!r}')
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=min_lr)
-
-
-def _gather(obj: Any) -> list[Any]:
-    """``obj`` of every rank, in rank order (a one-item list in one process)."""
-    if not dist.is_distributed():
-        return [obj]
-    gathered: list[Any] = [None] * dist.get_world_size()
-    torch_dist.all_gather_object(gathered, obj)
-    return gathered
-
-
-def _mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
-    if not dist.is_distributed():
-        return values
-    nccl = torch_dist.get_backend() == 'nccl'
-    values = values.to(torch.device('cuda', torch.cuda.current_device()) if nccl else 'cpu')
-    torch_dist.all_reduce(values)
-    return values.cpu() / dist.get_world_size()
