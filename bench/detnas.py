@@ -111,9 +111,9 @@ def bench_candidates(cfg, data_root: Path, work_dir: Path, candidates: int) -> N
 
 def main():
     args = parse_args()
+    from detection.toy_data import make_coco
     from nas_tasks.builder import load_config
     from nas_tasks.modules import register_all_modules
-    from nas_tasks.toy_data import make_coco
 
     register_all_modules()
     print(describe_machine())

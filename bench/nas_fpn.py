@@ -47,10 +47,10 @@ def timed(method, spent: list):
 
 def main():
     args = parse_args()
+    from detection.toy_data import make_coco
     from nas_tasks.builder import load_config
     from nas_tasks.modules import register_all_modules
     from nas_tasks.search import build_search
-    from nas_tasks.toy_data import make_coco
 
     register_all_modules()
     print(describe_machine())

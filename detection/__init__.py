@@ -1,3 +1,4 @@
 """Detection tasks: DetNAS (one-shot backbone search) and the shared mmdet glue."""
 from detection import detnas, metrics, one_shot  # noqa: F401  (registers components)
 from detection import nas_fpn, proxy  # noqa: F401,E402  (NAS-FPN space, neck, proxy estimator)
+from detection import toy_data  # noqa: F401  (toy COCO and ImageNet layouts, COCO data hint)

@@ -14,19 +14,26 @@ from nas_tasks.errors import NasError
 SET_DATA_ROOT = 'set data_root (--cfg-options data_root=...)'
 
 # How to get what a dataset type reads, keyed by the config's dataset type.
-GET_DATA = {
-    'CocoDataset': 'generate the toy set with: python tools/make_toy_data.py coco data/toy_coco',
-    'CityscapesDataset': ('generate the toy set with: python tools/make_toy_data.py cityscapes '
-                          'data/toy_cityscapes; real Cityscapes is never downloaded: get '
-                          'leftImg8bit and gtFine from cityscapes-dataset.com'),
-}
+# Filled by the task packages (register_data_hint), which know their datasets.
+GET_DATA: dict[str, str] = {}
 # Segmentation maps that a download lacks and a tool writes: the dataset class's
 # default seg_map_suffix and the command, which takes the data root.
-WRITE_SEG_MAPS = {
-    'CityscapesDataset': ('_gtFine_labelTrainIds.png', 'python tools/convert_cityscapes.py'),
-}
+WRITE_SEG_MAPS: dict[str, tuple[str, str]] = {}
 FOLDER_NAMES = {'img': 'image folder', 'img_path': 'image folder',
                 'seg': 'segmentation map folder', 'seg_map_path': 'segmentation map folder'}
+
+
+def register_data_hint(dataset_type: str, get_data: str,
+                       write_seg_maps: tuple[str, str] | None = None) -> None:
+    """Tells the path checks how a user gets the data of ``dataset_type``.
+
+    ``get_data`` ends the error line of a missing file or folder (after "set
+    data_root ... or "); ``write_seg_maps`` is (default seg_map_suffix,
+    command) for maps that a tool derives from the download.
+    """
+    GET_DATA[dataset_type] = get_data
+    if write_seg_maps is not None:
+        WRITE_SEG_MAPS[dataset_type] = write_seg_maps
 
 
 def leaf_datasets(dataset_cfg: dict, key: str = 'dataset') -> Iterator[tuple[str, dict]]:

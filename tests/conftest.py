@@ -15,14 +15,14 @@ TOY_CONFIG = 'configs/detnas/detnas_retinanet_toy.py'
 @pytest.fixture(scope='session')
 def toy_coco(tmp_path_factory) -> Path:
     """A small toy COCO set (16 train, 8 val images of 128 px), shared by the session."""
-    from nas_tasks.toy_data import make_coco
+    from detection.toy_data import make_coco
     return make_coco(tmp_path_factory.mktemp('toy_coco'), num_train=16, num_val=8, seed=0)
 
 
 @pytest.fixture(scope='session')
 def toy_cityscapes(tmp_path_factory) -> Path:
     """A small toy Cityscapes set (8 train, 4 val street scenes of 64x128), shared by the session."""
-    from nas_tasks.toy_data import make_cityscapes
+    from segmentation.toy_data import make_cityscapes
     return make_cityscapes(tmp_path_factory.mktemp('toy_cityscapes'), num_train=8, num_val=4,
                            seed=0)
 

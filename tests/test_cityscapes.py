@@ -13,9 +13,10 @@ from conftest import run_tool
 from nas_tasks.builder import apply_data_root, load_config
 from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.errors import NasError
-from nas_tasks.toy_data import MANIFEST_NAME, make_cityscapes
+from nas_tasks.toy_data import MANIFEST_NAME
 from segmentation.cityscapes import (CLASSES, LABELS, NAME_TO_LABEL, PALETTE, convert_gtfine,
                                      label_ids_to_train_ids, train_ids_path)
+from segmentation.toy_data import make_cityscapes
 
 TOY_CONFIG = 'configs/_base_/datasets/toy_cityscapes.py'
 FULL_CONFIG = 'configs/_base_/datasets/cityscapes.py'

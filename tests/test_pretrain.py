@@ -7,8 +7,8 @@ import torch
 
 from backbones.classification import ImageFolderClassification, TopKAccuracy
 from backbones.detnas import CHOICE_NAMES, arch_to_choices
+from detection.toy_data import make_imagenet
 from nas_tasks.errors import NasError
-from nas_tasks.toy_data import make_imagenet
 
 PRETRAIN_CONFIG = 'configs/detnas/detnas_supernet_imagenet_toy.py'
 PRETRAINED_DETECTOR_CONFIG = 'configs/detnas/detnas_retinanet_toy_pretrained.py'

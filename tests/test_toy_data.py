@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
+from detection.toy_data import make_coco, make_imagenet
 from nas_tasks.errors import NasError
-from nas_tasks.toy_data import MANIFEST_NAME, make_coco, make_imagenet
+from nas_tasks.toy_data import MANIFEST_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / 'tools' / 'make_toy_data.py'
@@ -190,3 +191,18 @@ def test_cli_fills_an_empty_directory(tmp_path):
     result = _run_cli('imagenet', tmp_path, '--per-class', 1, '--num-val-per-class', 1)
     assert result.returncode == 0, result.stderr
     assert len(list(tmp_path.glob('train/*/*.png'))) == 4
+
+
+def test_tasks_register_their_layouts():
+    # The tool finds its layouts here; the core names none of them.
+    from nas_tasks.modules import register_all_modules
+    from nas_tasks.registry import TOY_DATASETS
+    register_all_modules()
+    assert list(TOY_DATASETS.module_dict) == ['coco', 'imagenet', 'cityscapes']
+    assert TOY_DATASETS.get('coco').make.__module__ == 'detection.toy_data'
+
+
+def test_cli_lists_every_registered_layout():
+    result = _run_cli('--help')
+    assert result.returncode == 0, result.stderr
+    assert '{coco,imagenet,cityscapes}' in result.stdout
