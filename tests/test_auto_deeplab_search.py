@@ -1,6 +1,7 @@
 """End to end: the Auto-DeepLab toy search through tools/search.py, kill + resume, refusals."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,39 @@ def test_finished_work_dir_is_not_overwritten(straight_run, toy_cityscapes):
     result = run_tool(search_command(work_dir, toy_cityscapes))
     assert_one_line_error(result, 'already holds a search', '--resume')
     assert (work_dir / 'best_arch.json').read_bytes() == before
+
+
+def test_resume_of_a_finished_search_exports_its_result_again(straight_run, toy_cityscapes,
+                                                             tmp_path):
+    """From the record in the checkpoint: nothing is trained or evaluated again (the
+    timings in best_arch.json are the first run's), and the CLI prints it and exits 0."""
+    straight_dir, _ = straight_run
+    work_dir = tmp_path / 'finished'
+    shutil.copytree(straight_dir, work_dir)
+    for name in ('best_arch.json', 'path.png', 'cell.png'):
+        (work_dir / name).unlink()
+    checkpoints = {name: (work_dir / name).read_bytes()
+                   for name in ('search_state.pth', 'search_state.prev.pth')}
+
+    result = run_tool([*search_command(work_dir, toy_cityscapes), '--resume'],
+                      env_extra=ONE_THREAD, check=True)
+    original = (straight_dir / 'best_arch.json').read_text()
+    assert (work_dir / 'best_arch.json').read_text() == original
+    assert (work_dir / 'path.png').stat().st_size > 0 and (work_dir / 'cell.png').stat().st_size > 0
+    assert all((work_dir / name).read_bytes() == content for name, content in checkpoints.items())
+    miou = json.loads(original)['metrics']['mIoU']
+    assert f'mIoU={miou:.4f}' in result.stdout
+    assert 'exporting its result again' in (work_dir / 'search.log').read_text()
+
+
+def test_resume_of_results_without_a_checkpoint_is_refused(straight_run, toy_cityscapes, tmp_path):
+    straight_dir, _ = straight_run
+    work_dir = tmp_path / 'results_only'
+    work_dir.mkdir()
+    shutil.copy(straight_dir / 'best_arch.json', work_dir)
+    result = run_tool([*search_command(work_dir, toy_cityscapes), '--resume'])
+    assert_one_line_error(result, 'holds best_arch.json but no search_state.pth')
+    assert sorted(p.name for p in work_dir.iterdir()) == ['best_arch.json']
 
 
 @pytest.mark.parametrize('option, expected', [

@@ -6,7 +6,8 @@ cell, beta for the trellis) on the other. After training, the cell genotype
 keeps the two strongest inputs per block and the network path is decoded by
 Viterbi over beta; both go to ``best_arch.json`` with the filter multiplier
 the derived network will use, and the search network's mIoU on the val split
-is its score.
+is its score. That record is kept in the trainer's checkpoint, so ``--resume``
+on a finished search writes ``best_arch.json`` and the pictures again from it.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from torch.utils.data import DataLoader, Subset
 
@@ -35,9 +35,9 @@ from nas_tasks.differentiable.trainer import DifferentiableTrainer
 from nas_tasks.errors import NasError
 from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
 from nas_tasks.seeding import seed_everything, seed_for
+from nas_tasks.workdir import SearchWorkDir
 from segmentation.auto_deeplab.search_model import AutoDeepLabSearchModel
 
-BEST_ARCH_NAME = 'best_arch.json'
 # Arguments the task passes itself; a config cannot set them.
 NETWORK_SUPPLIED = ('num_classes', 'seed')
 TRAINER_SUPPLIED = ('model', 'weight_dataset', 'arch_dataset', 'work_dir', 'seed', 'collate_fn',
@@ -111,12 +111,20 @@ class AutoDeepLabSearch:
         return model.to(dist.device())
 
     def _val_loader(self, dataset) -> DataLoader:
-        loader_cfg = self.config.val_dataloader
+        """One image per batch, whatever ``val_dataloader.batch_size`` says.
+
+        Val images may differ in size (ADE20K, VOC, a user's own data), and
+        mmseg's preprocessor stacks a test batch only when they do not.
+        Padding them to a common size instead would let an image's padding and
+        its batch neighbours change its prediction (the heads' image pooling
+        averages over the padded map), so the mIoU would depend on the batch
+        size. mmseg's own test configs evaluate one image at a time too.
+        """
         sampler = None
         if dist.is_distributed():
             sampler = torch.utils.data.DistributedSampler(dataset, shuffle=False)
-        return DataLoader(dataset, batch_size=loader_cfg.get('batch_size', 1), sampler=sampler,
-                          num_workers=loader_cfg.get('num_workers', 0),
+        return DataLoader(dataset, batch_size=1, sampler=sampler,
+                          num_workers=self.config.val_dataloader.get('num_workers', 0),
                           collate_fn=pseudo_collate)
 
     # -- evaluation ----------------------------------------------------------
@@ -136,14 +144,13 @@ class AutoDeepLabSearch:
 
     # -- running -------------------------------------------------------------
     def run(self, work_dir: Path, resume: bool = False) -> dict:
-        work_dir = Path(work_dir)
-        if not resume and (work_dir / BEST_ARCH_NAME).exists():
-            raise NasError(f'work dir {work_dir} already holds a search; pass --resume to '
-                           'continue it, or choose another --work-dir')
+        """Search (or finish a search) in ``work_dir``; the found arch's record."""
+        work = SearchWorkDir(work_dir)
+        work.check(resume)  # before any data is read: a wrong work dir costs no time
         with DefaultScope.overwrite_default_scope('mmseg'):
-            return self._run(work_dir, resume)
+            return self._run(work, resume)
 
-    def _run(self, work_dir: Path, resume: bool) -> dict:
+    def _run(self, work: SearchWorkDir, resume: bool) -> dict:
         train_set = self._build_dataset('train')
         val_set = self._build_dataset('val')
         weight_half, arch_half = self._halves(train_set)
@@ -155,11 +162,21 @@ class AutoDeepLabSearch:
             return {}
 
         trainer = DifferentiableTrainer(
-            model, weight_half, arch_half, work_dir=work_dir, seed=self.seed,
+            model, weight_half, arch_half, work_dir=work.path, seed=self.seed,
             collate_fn=pseudo_collate, on_epoch_end=evaluate_epoch, **self.trainer_cfg)
         trainer.fit(resume=resume)
-        logger = MMLogger.get_current_instance()
+        if trainer.result is None:
+            trainer.record_result(self._decode_and_score(model, val_set))
+        else:
+            trainer.logger.info('the search had finished; exporting its result again')
+        self._export(trainer.result, work)
+        arch = trainer.result['arch']
+        trainer.logger.info(f'decoded path {arch["path"]}, cell {arch["cell"]}; {self.score_name} '
+                            f'of the search network {trainer.result["score"]:.4f}')
+        return trainer.result
 
+    def _decode_and_score(self, model: AutoDeepLabSearchModel, val_set) -> dict:
+        """The record of the search's result: the decoded arch, its score, costs and metrics."""
         start = time.perf_counter()
         weights = {name: tensor.detach().cpu() for name, tensor in model.arch_weights().items()}
         arch = dict(cell=decode_genotype(weights['alpha']), path=viterbi_path(weights['beta']),
@@ -171,15 +188,18 @@ class AutoDeepLabSearch:
         if score is None:
             raise NasError(f"the val_evaluator reports no '{self.score_name}' "
                            f"(it gave {sorted(metrics)}); use type='IoUMetric'")
-        if dist.is_main_process():
-            save_arch_document(work_dir / BEST_ARCH_NAME, arch,
-                               {**metrics, **costs, self.score_name: score})
-            draw_path(arch['path'], work_dir / 'path.png')
-            draw_genotype(arch['cell'], work_dir / 'cell.png')
-        dist.barrier()
-        logger.info(f'decoded path {arch["path"]}, cell {arch["cell"]}; '
-                    f'{self.score_name} of the search network {score:.4f}')
         return dict(arch=arch, score=score, costs=costs, metrics=metrics)
+
+    def _export(self, record: dict, work: SearchWorkDir) -> None:
+        """``best_arch.json``, ``path.png`` and ``cell.png`` of ``record`` (rank 0 writes)."""
+        if dist.is_main_process():
+            arch = record['arch']
+            save_arch_document(work.best_arch_path, arch,
+                               {**record['metrics'], **record['costs'],
+                                self.score_name: record['score']})
+            draw_path(arch['path'], work / 'path.png')
+            draw_genotype(arch['cell'], work / 'cell.png')
+        dist.barrier()
 
     def _costs(self, arch: dict) -> dict[str, float]:
         """FLOPs and parameters of the derived backbone at ``cost_input_size``."""
