@@ -1,9 +1,17 @@
-# DetNAS with Faster R-CNN (FPN) on COCO, the paper's search settings.
-# Point data_root at your COCO copy:  --cfg-options data_root=/path/to/coco/
+# DetNAS with Faster R-CNN (FPN) on COCO, the paper's search settings: the
+# supernet trains on the search-train part of train2017 and candidates are
+# ranked on its held-out part; val2017 reports only the fine-tuned result
+# (faster_rcnn_detnas_finetune_coco.py). Steps 1 and 2 (ImageNet pre-training,
+# tools/split_coco.py) as in detnas_retinanet_coco.py, then:
+#   python tools/search.py configs/detnas/detnas_faster_rcnn_coco.py \
+#       --cfg-options data_root=/path/to/coco/ --work-dir work_dirs/detnas_faster_rcnn_coco
+# To train the supernet from scratch instead: --cfg-options model.backbone.init_cfg=None
 _base_ = [
     '../_base_/models/faster_rcnn_detnas_supernet.py',
-    '../_base_/datasets/coco_detection.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
     '../_base_/detnas_search_coco.py',
 ]
+# The supernet starts from its ImageNet pre-training (step 1); prefix: the
+# classifier's backbone.* weights.
+model = dict(backbone=dict(init_cfg=dict(
+    type='Pretrained', checkpoint='work_dirs/detnas_supernet_imagenet/classifier_weights.pth',
+    prefix='backbone.')))

@@ -6,10 +6,13 @@
 #   torchrun --nproc_per_node 8 tools/train.py configs/detnas/detnas_supernet_imagenet.py \
 #       --launcher pytorch
 # At the end it writes work_dirs/detnas_supernet_imagenet/classifier_weights.pth,
-# whose backbone.* weights initialise a detector's supernet with
+# the checkpoint the COCO search configs (detnas_retinanet_coco.py,
+# detnas_faster_rcnn_coco.py) load into the detector's supernet with
 #   init_cfg=dict(type='Pretrained', checkpoint=PATH, prefix='backbone.')
-# (the iter_*.pth checkpoints are for resuming: torch.load's weights_only
-# default refuses them).
+# (with another --work-dir W, search with --cfg-options
+# model.backbone.init_cfg.checkpoint=W/classifier_weights.pth).
+# The iter_*.pth checkpoints are for resuming only: torch.load's weights_only
+# default refuses them.
 # mmdet's scope, where the backbones are registered; mmdet's default_runtime.py
 # is not a base because it adds a detection visualisation hook.
 default_scope = 'mmdet'

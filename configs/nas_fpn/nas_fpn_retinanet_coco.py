@@ -1,7 +1,11 @@
 # NAS-FPN search on COCO with the paper's proxy task: RetinaNet with a small
 # ResNet backbone (ResNet-18 here, the smallest ResNet in mmdet; the paper uses a
-# ResNet-10), 512x512 input, 10 epochs of training on train2017, rewarded with
-# bbox AP on a split held out from training; the controller is trained with PPO.
+# ResNet-10), 512x512 input, 10 epochs of training on the search-train part of
+# train2017, rewarded with bbox AP on the held-out part of train2017; the
+# controller is trained with PPO. val2017 reports only the final result
+# (retinanet_nas_fpn_finetune_coco.py). Split train2017 once, then search:
+#   python tools/split_coco.py /path/to/coco/annotations/instances_train2017.json \
+#       --held-out 5000 --seed 0
 #   python tools/search.py configs/nas_fpn/nas_fpn_retinanet_coco.py \
 #       --cfg-options data_root=/path/to/coco/ --work-dir work_dirs/nas_fpn_coco
 # Under torchrun every rank trains its own share of each controller batch.
@@ -42,12 +46,15 @@ test_pipeline = [
 # alive between the thousands of proxy trainings.
 train_dataloader = dict(
     batch_size=16, num_workers=4, persistent_workers=False,
-    dataset=dict(pipeline=train_pipeline))
-# The reward split: held out from the training split. val2017 by default; to
-# keep val2017 for the final evaluation, split train2017 into two annotation
-# files and point train_dataloader and val_dataloader/val_evaluator at them
-# (docs/nas_fpn.md).
-val_dataloader = dict(batch_size=8, dataset=dict(pipeline=test_pipeline))
+    dataset=dict(ann_file=_base_.search_train_ann_file, pipeline=train_pipeline))
+# The reward split: the held-out part of train2017 (tools/split_coco.py).
+val_dataloader = dict(
+    batch_size=8,
+    dataset=dict(ann_file=_base_.search_heldout_ann_file, data_prefix=dict(img='train2017/'),
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=_base_.data_root + _base_.search_heldout_ann_file)
+test_evaluator = val_evaluator
 
 # Proxy schedule: 10 epochs.
 proxy_epochs = 10

@@ -3,6 +3,14 @@
 # Layout: annotations/instances_{train,val}2017.json, train2017/, val2017/.
 dataset_type = 'CocoDataset'
 data_root = 'data/coco/'
+# The loaders below train on train2017 and report on val2017 (fine-tuning).
+# Search configs instead train on one part of train2017 and rank candidates on
+# the other, held-out part, so val2017 never guides a search. The parts are
+# written once by (the same command always writes the same files):
+#   python tools/split_coco.py data/coco/annotations/instances_train2017.json \
+#       --held-out 5000 --seed 0
+search_train_ann_file = 'annotations/instances_train2017_search_train.json'
+search_heldout_ann_file = 'annotations/instances_train2017_search_heldout.json'
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
