@@ -9,6 +9,7 @@ from mmengine.runner import Runner
 from nas_tasks import dist
 from nas_tasks.builder import load_config
 from nas_tasks.checkpoint import WeightsOnlyCheckpointHook
+from nas_tasks.config_checks import check_checkpoint_paths, check_num_classes, is_search_config
 from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.errors import NasError
 from nas_tasks.modules import register_all_modules
@@ -23,7 +24,7 @@ def build_runner(config_path: str, work_dir: str | None, launcher: str, cfg_opti
     cfg: Config = load_config(config_path, cfg_options)
     register_all_modules()
     dist.init_distributed(launcher)
-    if 'search_space' in cfg or 'differentiable_search' in cfg:
+    if is_search_config(cfg):
         raise NasError(f'{config_path} is a search config; run it with tools/search.py, and '
                        'fine-tune the result with a fine-tuning config')
     cfg.work_dir = work_dir or cfg.get('work_dir') or str(Path('work_dirs') / Path(config_path).stem)
@@ -33,7 +34,13 @@ def build_runner(config_path: str, work_dir: str | None, launcher: str, cfg_opti
             find_unused_parameters=cfg.get('find_unused_parameters', False))
     for key, value in overrides.items():
         cfg[key] = value
+    # Before anything is built: a missing file or a class-count mismatch is one
+    # line here, a traceback from deep inside mmengine or mmdet later.
     _check_data_paths(cfg)
+    # tools/test.py passes the checkpoint it tests as load_from; testing never
+    # initialises the model, so the init_cfg weights need not exist then.
+    check_checkpoint_paths(cfg, initialising='load_from' not in overrides)
+    check_num_classes(cfg)
     return make_runner(cfg)
 
 
