@@ -50,6 +50,10 @@ def build_component(registry: Registry, cfg: dict | None, what: str,
     args.update(cfg)
     if accepted is not None:
         args = {k: v for k, v in args.items() if k in accepted}
+    missing = [name for name in _required_arguments(cls) if name not in args]
+    if missing:
+        raise NasError(f"{what} '{type_name}' needs the setting '{missing[0]}'; add "
+                       f"{missing[0]}=... to the config's {what}")
     return cls(**args)
 
 
@@ -75,6 +79,13 @@ def _accepted_arguments(cls) -> set[str] | None:
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
     return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _required_arguments(cls) -> list[str]:
+    """Keyword arguments of ``cls`` that have no default."""
+    parameters = inspect.signature(cls).parameters.values()
+    return [p.name for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty]
 
 
 def _first_line(error: Exception) -> str:

@@ -4,36 +4,50 @@ Every random decision comes from a seeded source owned by a component (the
 strategy's RNG, saved in its state dict; the estimator's per-candidate seed),
 so a search resumed from its last round checkpoint ends exactly as an
 uninterrupted one.
+
+Failure is a result: a candidate whose evaluation raises, or whose score is
+not finite, is recorded as failed (with the error's type and message), told
+to the strategy as a failure, ranked below every finite score and never
+evaluated again on resume (unless ``retry_failed``). The search goes on.
 """
 from __future__ import annotations
 
 import logging
+import math
+import traceback
 from pathlib import Path
+
+import torch
 from mmengine.logging import MMLogger
 from tqdm import tqdm
 
 from nas_tasks import dist
-from nas_tasks.checkpoint import atomic_torch_save, safe_torch_load
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Estimator
 from nas_tasks.io import append_jsonl, atomic_write_text, jsonl_line
 from nas_tasks.plots import plot_score_against_cost, plot_score_per_round
-from nas_tasks.result import Result
+from nas_tasks.result import Result, ranking_score
 from nas_tasks.space import CategoricalSpace
 from nas_tasks.strategies.base import Strategy
+from nas_tasks.workdir import BEST_ARCH_NAME, CANDIDATES_NAME, CHECKPOINT_NAME, SearchWorkDir
 
-CHECKPOINT_NAME = 'search_state.pth'
-CANDIDATES_NAME = 'candidates.jsonl'
-BEST_ARCH_NAME = 'best_arch.json'
+__all__ = ['SearchLoop', 'BEST_ARCH_NAME', 'CANDIDATES_NAME', 'CHECKPOINT_NAME']
+
+STATE_KEYS = ('space', 'space_version', 'round', 'shared_trained', 'finished', 'strategy', 'history')
+# Why every candidate of a round can score the same, for the warning that says so.
+TIE_CAUSES = ('an undertrained supernet or proxy training, no detections above the score '
+              "threshold (the model's test_cfg score_thr), or a held-out split too small "
+              'to tell the candidates apart')
 
 
 class SearchLoop:
     """Runs a sample-based search and owns its work directory.
 
     Work directory contents: ``search_state.pth`` (checkpoint after every
-    round), ``candidates.jsonl`` (one line per evaluated candidate),
-    ``plots/*.png`` and, at the end, ``best_arch.json`` plus whatever the
-    estimator exports (e.g. the subnet weights).
+    round) and ``search_state.prev.pth`` (the round before), ``candidates.jsonl``
+    (one line per evaluated candidate, failures included), ``plots/*.png``
+    and, at the end, ``best_arch.json`` plus whatever the estimator exports
+    (e.g. the subnet weights).
     """
 
     def __init__(self, space: CategoricalSpace, strategy: Strategy, estimator: Estimator,
@@ -43,6 +57,7 @@ class SearchLoop:
         self.strategy = strategy
         self.estimator = estimator
         self.work_dir = Path(work_dir)
+        self.files = SearchWorkDir(self.work_dir)
         self.candidates_per_round = candidates_per_round
         self.logger: logging.Logger = MMLogger.get_instance('nas_tasks')
         self.score_name = score_name
@@ -55,7 +70,7 @@ class SearchLoop:
     # -- state ---------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path:
-        return self.work_dir / CHECKPOINT_NAME
+        return self.files.checkpoint_path
 
     def state_dict(self) -> dict:
         return dict(space=self.space.name, space_version=self.space.version, round=self.round,
@@ -63,10 +78,14 @@ class SearchLoop:
                     strategy=self.strategy.state_dict(), history=self.history)
 
     def load_state_dict(self, state: dict) -> None:
-        if (state.get('space'), state.get('space_version')) != (self.space.name, self.space.version):
+        missing = [key for key in STATE_KEYS if key not in state]
+        if missing:
+            raise NasError(f'checkpoint {self.checkpoint_path} is not a search state (it lacks '
+                           f"{', '.join(missing)}); use another --work-dir")
+        if (state['space'], state['space_version']) != (self.space.name, self.space.version):
             raise NasError(
-                f"checkpoint {self.checkpoint_path} is for search space '{state.get('space')}' "
-                f"v{state.get('space_version')}, but the config's space is '{self.space.name}' "
+                f"checkpoint {self.checkpoint_path} is for search space '{state['space']}' "
+                f"v{state['space_version']}, but the config's space is '{self.space.name}' "
                 f'v{self.space.version}; use another --work-dir or the matching config')
         self.round = state['round']
         self.shared_trained = state['shared_trained']
@@ -76,19 +95,21 @@ class SearchLoop:
 
     def _save_checkpoint(self) -> None:
         if dist.is_main_process():
-            atomic_torch_save(self.state_dict(), self.checkpoint_path)
+            self.files.save_checkpoint(self.state_dict())
         dist.barrier()
 
     def prepare_work_dir(self, resume: bool) -> None:
         """Refuse to reuse a work dir by accident; load its checkpoint on --resume."""
-        has_checkpoint = self.checkpoint_path.is_file()
-        if not resume:
-            if has_checkpoint or (self.work_dir / BEST_ARCH_NAME).exists():
-                raise NasError(f'work dir {self.work_dir} already holds a search; pass --resume to '
-                               'continue it, or choose another --work-dir')
-            return
-        if has_checkpoint:
-            self.load_state_dict(safe_torch_load(self.checkpoint_path))
+        self.files.check(resume)
+        state = self.files.load_checkpoint() if resume else None
+        if state is not None:
+            self.load_state_dict(state)
+        # Only now, once the work dir and its checkpoint are accepted, does the
+        # log file open (appending): bad input leaves the directory as it was.
+        self.logger = self.files.open_log()
+        if self.files.fallback_note:
+            self.logger.warning(self.files.fallback_note)
+        if state is not None:
             if dist.is_main_process():
                 # Lines written after the last checkpoint belong to a round
                 # that will be evaluated again.
@@ -96,20 +117,22 @@ class SearchLoop:
                                   ''.join(jsonl_line(record) for record in self.history))
 
     # -- running -------------------------------------------------------------
-    def run(self, resume: bool = False) -> dict:
-        """Run (or finish) the search; return the best record."""
+    def run(self, resume: bool = False, retry_failed: bool = False) -> dict:
+        """Run (or finish) the search; return the best record.
+
+        ``retry_failed`` (with ``resume``) evaluates the candidates that failed
+        before once more, before the search goes on.
+        """
         self.prepare_work_dir(resume)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        # Only now, once the work dir is accepted, does the log file open (appending).
-        self.logger = MMLogger.get_instance(f'nas_tasks.search.{self.work_dir.resolve()}',
-                                            logger_name='nas_tasks', file_mode='a',
-                                            log_file=str(self.work_dir / 'search.log'))
         if self.round:
             self.logger.info(f'resumed from {self.checkpoint_path} after round {self.round}')
+        # Also for a finished search: exporting the best candidate needs the shared weights.
+        self.estimator.train_shared(self.work_dir, resume=resume)
+        if retry_failed:
+            self._retry_failed()
         if self.finished:
             self.logger.info('search already finished; re-exporting the best architecture')
             return self._finish()
-        self.estimator.train_shared(self.work_dir, resume=resume)
         if not self.shared_trained:
             self.shared_trained = True
             self._save_checkpoint()
@@ -120,49 +143,121 @@ class SearchLoop:
             while not self.strategy.done and (self.max_rounds is None or self.round < self.max_rounds):
                 self._run_round()
                 progress.update(1)
-                progress.set_postfix(best=f'{self.best_record()["score"]:.4f}')
+                if self._succeeded():
+                    progress.set_postfix(best=f'{self.best_record()["score"]:.4f}')
         return self._finish()
 
     def _run_round(self) -> None:
         archs = dist.broadcast_object(self.strategy.ask(self.candidates_per_round))
+        if not archs:
+            raise NasError(f'the strategy {type(self.strategy).__name__} proposed no candidate in '
+                           f'round {self.round} although it is not done; check its settings')
         results = self._evaluate_with_cache(archs)
+        if self.round == 0 and all(result.failed for result in results):
+            # Most likely a setting every candidate shares; a week of failures helps nobody.
+            raise NasError(f'every candidate of the first round failed; the first: '
+                           f'{_describe_failure(results[0])}. Fix that, then start again')
         self.strategy.tell(archs, results)
-        records = [dict(round=self.round, arch=arch, score=result.score, costs=result.costs,
-                        metrics=result.metrics) for arch, result in zip(archs, results)]
+        records = [self._record(arch, result) for arch, result in zip(archs, results)]
         self.history.extend(records)
         if dist.is_main_process():
             for record in records:
                 append_jsonl(self.work_dir / CANDIDATES_NAME, record)
             self._plot()
-        scores = [r.score for r in results]
-        self.logger.info(f'round {self.round}: {len(archs)} candidates, best {max(scores):.4f}, '
-                         f'mean {sum(scores) / len(scores):.4f}, '
-                         f'best so far {self.best_record()["score"]:.4f}')
+        self._log_round(results)
         self.round += 1
         self._save_checkpoint()
 
+    def _record(self, arch: dict, result: Result) -> dict:
+        record = dict(round=self.round, arch=arch, score=result.score, costs=result.costs,
+                      metrics=result.metrics, status='failed' if result.failed else 'ok')
+        if result.failed:
+            record['error'] = result.error or dict(type='NonFiniteScore',
+                                                   message=f'the score is {result.score}')
+        return record
+
+    def _log_round(self, results: list[Result]) -> None:
+        scores = [r.score for r in results if not r.failed]
+        failures = len(results) - len(scores)
+        line = f'round {self.round}: {len(results)} candidates'
+        if scores:
+            line += f', best {max(scores):.4f}, mean {sum(scores) / len(scores):.4f}'
+        if failures:
+            line += f', {failures} failed'
+        if self._succeeded():
+            line += f', best so far {self.best_record()["score"]:.4f}'
+        self.logger.info(line)
+        if len(scores) > 1 and len(set(scores)) == 1:
+            self.logger.warning(
+                f'round {self.round}: all {len(scores)} candidates scored {scores[0]:.6g}, so the '
+                f'search ranks nothing. Usual causes: {TIE_CAUSES}')
+
     def _evaluate_with_cache(self, archs: list[dict]) -> list[Result]:
-        """Evaluate only architectures never evaluated before, split across ranks."""
-        known = {self.space.canonical(r['arch']): Result(r['score'], r['costs'], r['metrics'])
-                 for r in self.history}
+        """Evaluate only architectures never evaluated before, split across ranks.
+
+        An architecture that failed before is not evaluated again either.
+        """
+        known = {self.space.canonical(r['arch']): Result.from_dict(r) for r in self.history}
         fresh: dict[str, dict] = {}
         for arch in archs:
             key = self.space.canonical(arch)
             if key not in known:
                 fresh.setdefault(key, arch)
-        fresh_results = dist.evaluate_split(list(fresh.values()), self.estimator.evaluate)
+        fresh_results = dist.evaluate_split(list(fresh.values()), self._evaluate_each)
         known.update(zip(fresh.keys(), fresh_results))
         return [known[self.space.canonical(arch)] for arch in archs]
 
+    def _evaluate_each(self, archs: list[dict]) -> list[Result]:
+        """This rank's share, one candidate at a time: a failure is a result, so
+        it reaches the gather like any other and no rank waits forever."""
+        return [self._evaluate_one(arch) for arch in archs]
+
+    def _evaluate_one(self, arch: dict) -> Result:
+        try:
+            result = self.estimator.evaluate([arch])[0]
+        except Exception as error:  # noqa: BLE001  (any failure of one candidate is its result)
+            result = Result.failure(error)
+            result.error['traceback'] = traceback.format_exc(limit=-8)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # an out-of-memory candidate must not starve the next
+        if result.failed:
+            self.logger.warning(f'candidate failed: {_describe_failure(result)}; '
+                                f'arch {self.space.canonical(arch)}')
+        return result
+
+    def _retry_failed(self) -> None:
+        """Evaluate the failed candidates of the history again; successes replace their records."""
+        failed = [i for i, record in enumerate(self.history) if record.get('status') == 'failed']
+        if not failed:
+            return
+        self.logger.info(f'retrying {len(failed)} failed candidate(s)')
+        results = dist.evaluate_split([self.history[i]['arch'] for i in failed], self._evaluate_each)
+        for index, result in zip(failed, results):
+            record = self.history[index]
+            self.history[index] = dict(self._record(record['arch'], result), round=record['round'])
+            if not result.failed:
+                self.strategy.revise(record['arch'], result)
+        if dist.is_main_process():
+            atomic_write_text(self.work_dir / CANDIDATES_NAME,
+                              ''.join(jsonl_line(record) for record in self.history))
+        self._save_checkpoint()
+
     # -- results -------------------------------------------------------------
+    def _succeeded(self) -> bool:
+        return any(record.get('status', 'ok') == 'ok' and math.isfinite(record['score'])
+                   for record in self.history)
+
     def best_record(self) -> dict:
-        """Highest score; the earliest such candidate on ties."""
+        """Highest score; the earliest such candidate on ties. Failures rank last."""
         if not self.history:
             raise NasError('the search evaluated no candidate; check the strategy settings')
-        return max(self.history, key=lambda r: r['score'])
+        if not self._succeeded():
+            raise NasError(f'all {len(self.history)} candidates failed; see the errors in '
+                           f'{self.work_dir / CANDIDATES_NAME}')
+        return max(self.history, key=lambda r: ranking_score(r['score']))
 
     def _plot(self) -> None:
-        plots = self.work_dir / 'plots'
+        plots = self.files.plots_dir
         plot_score_per_round(self.history, plots / 'score_per_round.png', self.score_name)
         plot_score_against_cost(self.history, 'flops', plots / 'score_vs_flops.png', self.score_name)
         # Components may add plots of their own (e.g. a controller's reward and baseline).
@@ -183,3 +278,7 @@ class SearchLoop:
         self._save_checkpoint()
         return best
 
+
+def _describe_failure(result: Result) -> str:
+    error = result.error or dict(type='NonFiniteScore', message=f'the score is {result.score}')
+    return f"{error['type']}: {error['message']}"

@@ -24,12 +24,17 @@ def _save_atomically(figure, path: Path, tight: bool = True) -> None:
 
 
 def plot_score_per_round(history: list[dict], path: Path, score_name: str = 'score') -> None:
-    """Best-so-far, round best and round mean score per round."""
+    """Best-so-far, round best and round mean score per round.
+
+    Failed candidates (non-finite scores) are left out, as they rank below
+    every finite score; a round in which all failed leaves a gap.
+    """
     rounds = sorted({record['round'] for record in history})
-    round_scores = [[r['score'] for r in history if r['round'] == k] for k in rounds]
-    round_best = [max(scores) for scores in round_scores]
-    round_mean = [sum(scores) / len(scores) for scores in round_scores]
-    best_so_far = [max(round_best[:i + 1]) for i in range(len(round_best))]
+    round_scores = [[r['score'] for r in history if r['round'] == k and _finite(r['score'])]
+                    for k in rounds]
+    round_best = [max(scores, default=math.nan) for scores in round_scores]
+    round_mean = [sum(scores) / len(scores) if scores else math.nan for scores in round_scores]
+    best_so_far = list(np.fmax.accumulate(np.array(round_best, dtype=float)))
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.plot(rounds, best_so_far, 'o-', label='best so far')
     axes.plot(rounds, round_best, 's--', label='best in round')
@@ -47,7 +52,8 @@ def plot_score_against_cost(history: list[dict], cost: str, path: Path, score_na
 
     Returns False (and writes nothing) when no candidate reports that cost.
     """
-    points = [(r['costs'][cost], r['score'], r['round']) for r in history if cost in r.get('costs', {})]
+    points = [(r['costs'][cost], r['score'], r['round']) for r in history
+              if cost in r.get('costs', {}) and _finite(r['score'])]
     if not points:
         return False
     xs, ys, rounds = zip(*points)
@@ -83,6 +89,10 @@ def plot_controller_rewards(history: Sequence[Sequence], path: str | Path,
     axes.grid(alpha=0.3)
     axes.legend()
     _save_atomically(figure, Path(path))
+
+
+def _finite(score) -> bool:
+    return score is not None and math.isfinite(score)
 
 
 def _number(value) -> float:

@@ -7,12 +7,22 @@ from mmengine.config import Config
 
 from nas_tasks import dist
 from nas_tasks.builder import build_component, check_settings
+from nas_tasks.config_checks import check_checkpoint_paths, check_num_classes
 from nas_tasks.constraints import ResourceConstraint
 from nas_tasks.errors import NasError
 from nas_tasks.loop import SearchLoop
 from nas_tasks.registry import DIFFERENTIABLE_SEARCHES, ESTIMATORS, SPACES, STRATEGIES
 
 SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'score_name', 'max_rounds')
+# The keys of a sample-based search config that are not part of the mmengine
+# Runner config it carries (model, dataloaders, schedule): defined here, once.
+SEARCH_KEYS = ('search_space', 'strategy', 'estimator', 'search')
+DEFAULT_CANDIDATES_PER_ROUND = 50
+
+
+def runner_config(cfg: Config) -> Config:
+    """The mmengine Runner part of a search config: everything but :data:`SEARCH_KEYS`."""
+    return Config({key: value for key, value in cfg.to_dict().items() if key not in SEARCH_KEYS})
 
 
 def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
@@ -20,6 +30,10 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
         if key not in cfg:
             raise NasError(f"the config has no '{key}'; a search config needs search_space, "
                            'strategy, estimator and search')
+    # Before the estimator builds anything: a missing checkpoint or a
+    # class-count mismatch is one line, not a traceback from mmdet.
+    check_checkpoint_paths(cfg)
+    check_num_classes(cfg)
     settings = dict(cfg.get('search', {}))
     check_settings(settings, SEARCH_SETTINGS, 'search')
     seed = int(settings.get('seed', 0))
@@ -31,13 +45,27 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
     strategy = build_component(STRATEGIES, cfg.strategy, 'strategy',
                                default_args=dict(space=space, seed=seed, constraint=constraint))
     return SearchLoop(space, strategy, estimator, work_dir,
-                      candidates_per_round=int(settings.get('candidates_per_round', 50)),
+                      candidates_per_round=_candidates_per_round(settings, strategy),
                       score_name=settings.get('score_name', 'score'),
                       max_rounds=settings.get('max_rounds'))
 
 
+def _candidates_per_round(settings: dict, strategy) -> int:
+    """``search.candidates_per_round``, refused where it would be a silent no-op."""
+    if 'candidates_per_round' not in settings:
+        return DEFAULT_CANDIDATES_PER_ROUND
+    value = settings['candidates_per_round']
+    if not strategy.uses_candidates_per_round:
+        raise NasError(f'search.candidates_per_round is ignored by {type(strategy).__name__}, '
+                       f'which proposes {strategy.round_size_setting} per round; remove it and set '
+                       'that instead')
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise NasError(f'search.candidates_per_round must be an int >= 1, got {value!r}')
+    return value
+
+
 def run_search(config_path: str, work_dir: str | None, resume: bool, cfg_options: dict,
-               launcher: str) -> dict:
+               launcher: str, retry_failed: bool = False) -> dict:
     from nas_tasks.builder import load_config
     from nas_tasks.modules import register_all_modules
 
@@ -46,9 +74,15 @@ def run_search(config_path: str, work_dir: str | None, resume: bool, cfg_options
     dist.init_distributed(launcher)
     work_dir_path = Path(work_dir or Path('work_dirs') / Path(config_path).stem)
     if 'differentiable_search' in cfg:
+        if retry_failed:
+            raise NasError('--retry-failed applies to sample-based searches; a differentiable '
+                           'search has no candidates to retry')
         return run_differentiable_search(cfg, work_dir_path, resume)
+    if retry_failed and not resume:
+        raise NasError('--retry-failed retries the failed candidates of an earlier search; '
+                       'pass --resume with it')
     loop = build_search(cfg, work_dir_path)
-    best = loop.run(resume=resume)
+    best = loop.run(resume=resume, retry_failed=retry_failed)
     return dict(best, work_dir=str(work_dir_path), score_name=loop.score_name)
 
 
@@ -58,6 +92,7 @@ def run_differentiable_search(cfg: Config, work_dir: Path, resume: bool) -> dict
     Its ``run`` returns the found architecture's record (score, costs,
     metrics) like a sample-based search's best record.
     """
+    check_checkpoint_paths(cfg)
     search = build_component(DIFFERENTIABLE_SEARCHES, cfg.differentiable_search,
                              'differentiable_search', default_args=dict(config=cfg))
     best = search.run(work_dir, resume=resume)

@@ -37,6 +37,8 @@ class SearchWorkDir:
         # False once the latest checkpoint proved unreadable: the next save then
         # replaces it without moving it over the good previous one.
         self._latest_readable = True
+        # Set when a resume fell back to the previous checkpoint: the line that says so.
+        self.fallback_note: str | None = None
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -83,7 +85,9 @@ class SearchWorkDir:
         """The latest readable checkpoint as a dict, or None when there is none.
 
         Falls back to the previous checkpoint when the latest is missing or
-        unreadable, with one warning line; a NasError when neither can be read.
+        unreadable, with one warning line (on ``logger``, else kept in
+        :attr:`fallback_note` for a log that opens later); a NasError when
+        neither can be read.
         """
         latest, previous = self.checkpoint_path, self.previous_checkpoint_path
         if not latest.is_file() and not previous.is_file():
@@ -96,8 +100,9 @@ class SearchWorkDir:
             self._latest_readable = False
             reason = str(error) if latest.is_file() else f'{latest} is missing'
             state = _as_state(previous, safe_torch_load(previous))
-            (logger or logging.getLogger('nas_tasks')).warning(
-                f'{reason}; resuming from the previous checkpoint {previous.name} instead')
+            self.fallback_note = f'{reason}; resuming from the previous checkpoint {previous.name} instead'
+            if logger is not None:
+                logger.warning(self.fallback_note)
             return state
 
     def save_checkpoint(self, state: Any) -> None:

@@ -14,7 +14,11 @@ def make_space(name='toy'):
 
 
 class CountingEstimator(Estimator):
-    """Score = number of 'a' choices; FLOPs = number of 'd' choices. Can crash on demand."""
+    """Score = number of 'a' choices; FLOPs = number of 'd' choices.
+
+    ``crash_on_call=k`` kills the process (KeyboardInterrupt) at the k-th
+    evaluation call; the loop evaluates one candidate per call.
+    """
 
     def __init__(self, crash_on_call=None):
         self.calls = 0
@@ -67,7 +71,7 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tmp_path):
 
     interrupted = tmp_path / 'interrupted'
     with pytest.raises(KeyboardInterrupt):
-        make_loop(interrupted, CountingEstimator(crash_on_call=3)).run()
+        make_loop(interrupted, CountingEstimator(crash_on_call=19)).run()
     # A half-written line from the killed round must not survive the resume.
     with open(interrupted / 'candidates.jsonl', 'a') as f:
         f.write('{"round": 2, "partial": true}\n')

@@ -15,6 +15,8 @@ def parse_args() -> argparse.Namespace:
                         '(default: work_dirs/<config name>)')
     parser.add_argument('--resume', action='store_true',
                         help='continue the search in --work-dir from its last checkpoint')
+    parser.add_argument('--retry-failed', action='store_true',
+                        help='with --resume: evaluate the candidates that failed once more')
     parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                         help='override config values, e.g. strategy.max_generations=5')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
@@ -28,7 +30,7 @@ def main() -> int:
     from nas_tasks.search import run_search
 
     best = run_search(args.config, args.work_dir, args.resume,
-                      parse_cfg_options(args.cfg_options), args.launcher)
+                      parse_cfg_options(args.cfg_options), args.launcher, args.retry_failed)
     if dist.is_main_process():
         costs = ' '.join(f'{k}={v:.4g}' for k, v in best['costs'].items() if k != 'seconds')
         print(f"best architecture: {os.path.join(best['work_dir'], 'best_arch.json')}")

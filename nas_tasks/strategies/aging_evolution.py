@@ -2,10 +2,12 @@
 Image Classifier Architecture Search" (AmoebaNet)."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from ..errors import NasError
 from ..registry import STRATEGIES
+from ..result import Result
 from ..space import Arch, CategoricalSpace
 from .base import Strategy, check_int, check_prob, rank_key
 
@@ -23,6 +25,9 @@ class AgingEvolution(Strategy):
     new and within the constraint is replaced by a random candidate. Told
     candidates join the population, which keeps only the newest
     ``population_size``. Done after ``num_candidates`` proposals.
+
+    A failed candidate (non-finite score) never joins the population, so it is
+    never a tournament's parent; it still counts as proposed.
     """
 
     def __init__(self, space: CategoricalSpace, population_size: int = 50, sample_size: int = 10,
@@ -80,9 +85,19 @@ class AgingEvolution(Strategy):
         if key in self._told:
             raise ValueError(f'tell() got an architecture that was told already: {key}')
         self._told.add(key)
-        self._population.append(len(self._history))
         self._history.append((arch, score))
+        if math.isfinite(score):
+            self._join_population(len(self._history) - 1)
+
+    def _join_population(self, index: int) -> None:
+        self._population.append(index)
         del self._population[:-self.population_size]
+
+    def revise(self, arch: Arch, result: Result) -> None:
+        """A retried candidate that succeeded joins the population as its newest member."""
+        if not result.failed:
+            self._history.append((dict(arch), float(result.score)))
+            self._join_population(len(self._history) - 1)
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -14,16 +14,16 @@ from typing import Callable
 
 from ..constraints import ResourceConstraint
 from ..errors import NasError
-from ..result import Result
+from ..result import Result, ranking_score
 from ..space import Arch, CategoricalSpace
 
 
 def rank_key(score: float, order: int) -> tuple[float, int]:
     """Sort key putting the best score first, ties broken by evaluation order.
 
-    A NaN score (a failed evaluation) ranks last instead of breaking the sort.
+    A non-finite score (a failed evaluation) ranks last instead of breaking the sort.
     """
-    return (math.inf if math.isnan(score) else -score, order)
+    return (-ranking_score(score), order)
 
 
 class Strategy:
@@ -37,6 +37,11 @@ class Strategy:
         max_sample_tries: how many draws to make before giving up on finding an
             architecture that is new and satisfies the constraint.
     """
+
+    # Whether ask(n) honours n (``search.candidates_per_round``); strategies that
+    # propose a fixed batch say which setting sizes it instead.
+    uses_candidates_per_round = True
+    round_size_setting = 'search.candidates_per_round candidates'
 
     def __init__(self, space: CategoricalSpace, seed: int = 0,
                  constraint: Callable[[Arch], bool] | None = None, max_sample_tries: int = 1000):
@@ -68,7 +73,13 @@ class Strategy:
             self._tell_one(key, dict(arch), float(result.score))
 
     def _tell_one(self, key: str, arch: Arch, score: float) -> None:
-        """Record one result; ``key`` is ``space.canonical(arch)``."""
+        """Record one result; ``key`` is ``space.canonical(arch)``. A failed
+        evaluation comes as a non-finite score (NaN)."""
+
+    def revise(self, arch: Arch, result: Result) -> None:
+        """A candidate told as failed was evaluated again (``--retry-failed``) and
+        succeeded. Strategies that keep scored candidates (evolution's parents)
+        take it in; by default it only counts for the search's best record."""
 
     @property
     def done(self) -> bool:

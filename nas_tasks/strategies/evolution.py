@@ -1,10 +1,12 @@
 """Generational evolution with a top-k memory, as in SPOS and DetNAS."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from ..errors import NasError
 from ..registry import STRATEGIES
+from ..result import Result
 from ..space import Arch, CategoricalSpace
 from .base import Strategy, check_int, check_prob, rank_key
 
@@ -22,10 +24,16 @@ class Evolution(Strategy):
     child that cannot be made new and within the constraint is replaced by a
     random candidate. Done after ``max_generations`` generations are told.
 
+    A failed candidate (non-finite score) never enters the top-k, so it is
+    never a parent; a generation whose candidates all failed adds no parent.
+
     ``ask(n)`` ignores ``n``: it returns the members of the current generation
     not told yet, the same list on every call, and builds the next generation
     only once the whole current one is told.
     """
+
+    uses_candidates_per_round = False
+    round_size_setting = 'one generation (strategy.population_size candidates)'
 
     def __init__(self, space: CategoricalSpace, population_size: int = 50, max_generations: int = 20,
                  top_k: int = 10, num_mutation: int = 20, mutation_prob: float = 0.1,
@@ -94,13 +102,23 @@ class Evolution(Strategy):
             raise ValueError(f'tell() got an architecture that is not in the current generation '
                              f'or was told already: {key}')
         self._untold.remove(key)
-        self._top.append((score, self._num_told, arch))
+        if math.isfinite(score):
+            self._add_to_top(score, arch)
         self._num_told += 1
-        self._top.sort(key=lambda entry: rank_key(entry[0], entry[1]))
-        del self._top[self.top_k:]
         if not self._untold:
             self._population = []
             self.generation += 1
+
+    def _add_to_top(self, score: float, arch: Arch) -> None:
+        self._top.append((score, self._num_told, arch))
+        self._top.sort(key=lambda entry: rank_key(entry[0], entry[1]))
+        del self._top[self.top_k:]
+
+    def revise(self, arch: Arch, result: Result) -> None:
+        """A retried candidate that succeeded competes for the top-k (as told last)."""
+        if not result.failed:
+            self._add_to_top(float(result.score), dict(arch))
+            self._num_told += 1
 
     def state_dict(self) -> dict:
         state = super().state_dict()
