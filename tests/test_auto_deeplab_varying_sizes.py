@@ -81,5 +81,5 @@ def test_search_on_own_data_of_varying_image_sizes(tmp_path):
     assert isinstance(miou, float) and math.isfinite(miou) and 0.0 <= miou <= 100.0
     assert len(document['arch']['path']) == 3
     # eval_interval=1: the val images were also evaluated after each epoch.
-    state_history = (work_dir / 'search.log').read_text()
-    assert state_history.count(', mIoU ') == 2, state_history
+    log = (work_dir / 'search.log').read_text()
+    assert log.count(', mIoU ') == 2, log
