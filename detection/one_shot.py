@@ -8,9 +8,7 @@ training.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import itertools
 import time
 from pathlib import Path
@@ -28,13 +26,14 @@ from nas_tasks import dist
 from nas_tasks.builder import build_component
 from nas_tasks.checkpoint import atomic_torch_save, safe_torch_load
 from nas_tasks.constraints import ResourceConstraint, sample_within
+from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Arch, Estimator
 from nas_tasks.estimators.bn_recalibration import recalibrate_batch_norm
 from nas_tasks.estimators.path_sampling import UniformPathHook, resolve_submodule
 from nas_tasks.registry import COST_MODELS, ESTIMATORS
 from nas_tasks.result import Result
-from nas_tasks.runner import make_runner
+from nas_tasks.runner import TrainingDiverged, make_runner
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.space import CategoricalSpace
 
@@ -72,6 +71,10 @@ class OneShotDetectionEstimator(Estimator):
         self.cost_model = build_component(COST_MODELS, cost_model, 'estimator.cost_model')
         self.supernet_path = supernet_path
         self.supernet_constraint = ResourceConstraint(self.costs, supernet_sampling)
+        if (not isinstance(bn_recalibration_batches, int) or isinstance(bn_recalibration_batches, bool)
+                or bn_recalibration_batches < 1):
+            raise NasError('estimator.bn_recalibration_batches must be an int >= 1, '
+                           f'got {bn_recalibration_batches!r}')
         self.bn_recalibration_batches = bn_recalibration_batches
         self.score_key = score_key
         for split in ('train_dataloader', 'val_dataloader'):
@@ -93,7 +96,14 @@ class OneShotDetectionEstimator(Estimator):
         self.runner.register_hook(UniformPathHook(
             self.space, self.supernet_path, self.seed,
             sample=lambda rng: sample_within(self.space, rng, self.supernet_constraint)))
-        self.runner.train()
+        try:
+            self.runner.train()
+        except TrainingDiverged as error:
+            raise NasError(
+                f'supernet training diverged at iteration {error.iteration} (loss is {error.loss}): '
+                'lower the learning rate (optim_wrapper.optimizer.lr) or clip gradients '
+                '(optim_wrapper.clip_grad=dict(max_norm=...)), then rerun with --resume to continue '
+                f'from the last checkpoint in {supernet_dir}') from None
         if dist.is_main_process():
             atomic_torch_save(self.model.state_dict(), final_weights)
         dist.barrier()
@@ -130,10 +140,8 @@ class OneShotDetectionEstimator(Estimator):
     def _evaluation_parts(self) -> tuple[DataLoader, DataLoader, Evaluator]:
         """Training batches for BN recalibration, the held-out split and its metric, built once."""
         if self._evaluation is None:
-            # pycocotools prints while it indexes annotations.
-            with contextlib.redirect_stdout(io.StringIO()):
-                recalibration_loader = build_full_split_loader(self.runner_cfg.train_dataloader)
-            self._evaluation = (recalibration_loader, *build_held_out_split(self.runner_cfg))
+            recalibration_loader = build_full_split_loader(self.runner_cfg.train_dataloader, self.seed)
+            self._evaluation = (recalibration_loader, *build_held_out_split(self.runner_cfg, self.seed))
         return self._evaluation
 
     def _activate(self, arch: Arch, recalibration_loader) -> None:
@@ -142,9 +150,10 @@ class OneShotDetectionEstimator(Estimator):
         seed_everything(seed_for(self.seed, self.space.canonical(arch)))
         model = self.model
         resolve_submodule(model, self.supernet_path).set_arch(arch)
-        recalibrate_batch_norm(
-            model, itertools.islice(recalibration_loader, self.bn_recalibration_batches),
-            forward=lambda batch: model.extract_feat(model.data_preprocessor(batch, True)['inputs']))
+        # Each rank recalibrates its own candidate: a SyncBN must not all-reduce across ranks.
+        with process_local():
+            recalibrate_detector_batch_norm(
+                model, itertools.islice(recalibration_loader, self.bn_recalibration_batches))
 
     def _evaluate_one(self, arch: Arch, recalibration_loader, val_loader, evaluator) -> Result:
         start = time.perf_counter()
@@ -166,3 +175,17 @@ class OneShotDetectionEstimator(Estimator):
         meta = dict(space=self.space.name, space_version=self.space.version, arch=arch)
         atomic_torch_save(dict(state_dict=supernet.subnet_state_dict(arch), meta=meta), path)
         return [path]
+
+
+def recalibrate_detector_batch_norm(detector: torch.nn.Module, batches) -> int:
+    """Re-estimate every BN statistic of an mmdet ``detector`` (backbone, neck
+    and head) on training ``batches``; returns the number of batches used.
+
+    The forward is mmdet's ``mode='tensor'`` path, the whole network up to the
+    head's outputs, so the head's BNs (e.g. ``RetinaSepBNHead``'s) see data
+    as well as the backbone's; see :func:`recalibrate_batch_norm` for the
+    modes and momenta.
+    """
+    def forward(batch):
+        detector(**detector.data_preprocessor(batch, True), mode='tensor')
+    return recalibrate_batch_norm(detector, batches, forward)

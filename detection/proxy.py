@@ -26,6 +26,7 @@ import torch
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.runner import Runner
+from mmengine.utils import ManagerMixin
 
 from backbones.resources import measure
 from detection.data import build_held_out_split, check_dataset_paths
@@ -38,7 +39,7 @@ from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Arch, Estimator
 from nas_tasks.registry import ESTIMATORS
 from nas_tasks.result import Result
-from nas_tasks.runner import make_runner
+from nas_tasks.runner import TrainingDiverged, make_runner
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.space import CategoricalSpace
 
@@ -124,19 +125,23 @@ class ProxyDetectionEstimator(Estimator):
         return [self._evaluate_one(arch) for arch in archs]
 
     def _evaluate_one(self, arch: Arch) -> Result:
+        """Train and score one candidate; a diverged training raises ``FloatingPointError``."""
         self.space.validate(arch)
         key = self.space.canonical(arch)
         val_loader, evaluator = self._validation_parts()
-        with process_local():
-            start = time.perf_counter()
-            model, train_loss = self._train(arch, seed_for(self.seed, key), _run_name(key))
-            trained = time.perf_counter()
-            scored = score_on_split(model, val_loader, evaluator, self.score_key)
-            evaluated = time.perf_counter()
-        # A Runner is full of reference cycles (hooks, loops): collect it now, so
-        # that models and dataloader workers do not pile up across candidates.
-        del model
-        gc.collect()
+        model = None
+        try:
+            with process_local():
+                start = time.perf_counter()
+                model, train_loss = self._train(arch, seed_for(self.seed, key), _run_name(key))
+                trained = time.perf_counter()
+                scored = score_on_split(model, val_loader, evaluator, self.score_key)
+                evaluated = time.perf_counter()
+        finally:
+            # A Runner is full of reference cycles (hooks, loops): collect it now, so
+            # that models and dataloader workers do not pile up across candidates.
+            del model
+            gc.collect()
         score, metrics = scored.score, scored.metrics
         timings = dict(seconds_training=trained - start, seconds_inference=scored.seconds_inference,
                        seconds_coco_eval=scored.seconds_coco_eval)
@@ -144,14 +149,27 @@ class ProxyDetectionEstimator(Estimator):
                       metrics={**metrics, 'train_loss': train_loss, **timings})
 
     def _train(self, arch: Arch, seed: int, run_name: str) -> tuple[torch.nn.Module, float]:
-        """The detector with ``arch`` trained on the proxy task, and its last training loss."""
+        """The detector with ``arch`` trained on the proxy task, and its last training loss.
+
+        Everything the Runner leaves behind (mmengine's named loggers, message
+        hubs, visualizers and scopes, its log file) is released when it ends,
+        diverged or not.
+        """
         seed_everything(seed)
-        runner = self._build_runner(arch, seed, run_name)
-        # pycocotools prints while the training set indexes its annotations.
-        with contextlib.redirect_stdout(io.StringIO()):
-            runner.train()
-        _close_log_file(runner)
-        return runner.model, float(runner.message_hub.get_scalar('train/loss').current())
+        with released_mmengine_instances():
+            runner = self._build_runner(arch, seed, run_name)
+            try:
+                # pycocotools prints while the training set indexes its annotations.
+                with contextlib.redirect_stdout(io.StringIO()):
+                    runner.train()
+                return runner.model, float(runner.message_hub.get_scalar('train/loss').current())
+            except TrainingDiverged as error:
+                raise FloatingPointError(
+                    f'proxy training diverged at iteration {error.iteration}: loss is {error.loss} '
+                    f'(log in {runner.work_dir})') from error
+            finally:
+                # A diverged run's traceback keeps this frame alive: let go of the Runner.
+                del runner
 
     def _build_runner(self, arch: Arch, seed: int, run_name: str) -> Runner:
         """A single-process Runner that trains the detector with ``arch`` in its neck."""
@@ -180,7 +198,7 @@ class ProxyDetectionEstimator(Estimator):
     def _validation_parts(self) -> tuple[torch.utils.data.DataLoader, Evaluator]:
         """The whole held-out split and its metric, built once."""
         if self._validation is None:
-            self._validation = build_held_out_split(self.runner_cfg)
+            self._validation = build_held_out_split(self.runner_cfg, self.seed)
         return self._validation
 
     # -- export ------------------------------------------------------------------
@@ -196,9 +214,45 @@ def _run_name(canonical_arch: str) -> str:
     return 'arch_' + hashlib.sha1(canonical_arch.encode()).hexdigest()[:12]
 
 
-def _close_log_file(runner: Runner) -> None:
-    """Close the run's log file: a search trains thousands of proxy Runners."""
-    for handler in list(runner.logger.handlers):
+@contextlib.contextmanager
+def released_mmengine_instances():
+    """Drop the named instances mmengine creates inside the block.
+
+    A Runner registers an MMLogger, a MessageHub, a Visualizer and a
+    DefaultScope under its experiment name (``ManagerMixin._instance_dict``)
+    and nothing ever removes them, so a search that trains hundreds of proxy
+    Runners would keep every one of them, with their models' visualizer
+    backends and open log files, alive. Log files are closed. The "current"
+    instances fall back to those that existed before the block.
+    """
+    before = {cls: set(cls._instance_dict) for cls in _manager_classes()}
+    try:
+        yield
+    finally:
+        for cls in _manager_classes():
+            for name in set(cls._instance_dict) - before.get(cls, set()):
+                instance = cls._instance_dict.pop(name)
+                if isinstance(instance, logging.Logger):
+                    _close_file_handlers(instance)
+
+
+def count_mmengine_instances() -> int:
+    """How many named instances mmengine holds (loggers, message hubs, visualizers, scopes, ...)."""
+    return sum(len(cls._instance_dict) for cls in _manager_classes())
+
+
+def _manager_classes() -> list[type]:
+    """ManagerMixin and all its subclasses; each keeps its own ``_instance_dict``."""
+    classes, pending = [], [ManagerMixin]
+    while pending:
+        cls = pending.pop()
+        classes.append(cls)
+        pending.extend(cls.__subclasses__())
+    return classes
+
+
+def _close_file_handlers(logger: logging.Logger) -> None:
+    for handler in list(logger.handlers):
         if isinstance(handler, logging.FileHandler):
             handler.close()
-            runner.logger.removeHandler(handler)
+            logger.removeHandler(handler)

@@ -1,9 +1,12 @@
 """Building an mmengine Runner for training or testing a found model (tools/train.py, test.py)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from nas_tasks import dist
@@ -45,7 +48,8 @@ def build_runner(config_path: str, work_dir: str | None, launcher: str, cfg_opti
 
 
 def make_runner(cfg: Config) -> Runner:
-    """``Runner.from_cfg`` whose checkpoints load with ``weights_only=True``.
+    """``Runner.from_cfg`` whose checkpoints load with ``weights_only=True`` and
+    whose training stops with :class:`TrainingDiverged` at a non-finite loss.
 
     A config naming an unknown type or setting fails with one line instead
     of a traceback.
@@ -63,7 +67,39 @@ def make_runner(cfg: Config) -> Runner:
         raise NasError(f'a component of the config has an unknown setting: {error}') from error
     if not any(isinstance(hook, WeightsOnlyCheckpointHook) for hook in runner.hooks):
         runner.register_hook(WeightsOnlyCheckpointHook())
+    if not any(isinstance(hook, NonFiniteLossHook) for hook in runner.hooks):
+        runner.register_hook(NonFiniteLossHook())
     return runner
+
+
+class TrainingDiverged(FloatingPointError):
+    """A training loss that is NaN or infinite; ``iteration`` counts from 1, as mmengine logs."""
+
+    def __init__(self, iteration: int, loss: float):
+        super().__init__(f'training diverged at iteration {iteration}: loss is {loss}')
+        self.iteration = iteration
+        self.loss = loss
+
+
+class NonFiniteLossHook(Hook):
+    """Stops training with :class:`TrainingDiverged` at the first non-finite loss.
+
+    What mmdet's ``CheckInvalidLossHook`` does, but every iteration and with
+    an exception that says what happened (mmdet's asserts without a message).
+    Checking every iteration costs no extra device sync: mmengine's
+    ``RuntimeInfoHook`` already reads every loss value into the message hub.
+    It runs before the checkpoint hook, so no checkpoint holds the diverged weights.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        loss = (outputs or {}).get('loss')
+        if loss is None:
+            return
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        if not math.isfinite(value):
+            raise TrainingDiverged(runner.iter + 1, value)
 
 
 def _check_data_paths(cfg: Config) -> None:
