@@ -77,8 +77,10 @@ class SearchWorkDir:
     def open_log(self) -> logging.Logger:
         """The search's logger, writing (appending) to ``search.log``; call once the directory is accepted."""
         self.path.mkdir(parents=True, exist_ok=True)
-        return MMLogger.get_instance(f'nas_tasks.search.{self.path.resolve()}',
-                                     logger_name='nas_tasks', file_mode='a',
+        name = f'nas_tasks.search.{self.path.resolve()}'
+        if MMLogger.check_instance_created(name):  # a second run on the same directory in this process
+            return MMLogger.get_instance(name)
+        return MMLogger.get_instance(name, logger_name='nas_tasks', file_mode='a',
                                      log_file=str(self.path / LOG_NAME))
 
     def load_checkpoint(self, logger: logging.Logger | None = None) -> dict | None:
