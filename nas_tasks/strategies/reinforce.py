@@ -110,8 +110,10 @@ class ReinforceController(Strategy):
     order). The controller then masks the logits of the disallowed options
     both when sampling and in the teacher-forced log-probabilities and entropy
     of the update, so every sample is valid for the space and the gradient is
-    the masked policy's. Spaces without it are sampled unmasked. :attr:`history` holds ``(step, mean reward, best
-    reward, baseline after the update)`` per update.
+    the masked policy's. Spaces without it are sampled unmasked.
+
+    :attr:`history` holds ``(step, mean reward, best reward, baseline after
+    the update)`` per update.
     """
 
     def __init__(self, space: CategoricalSpace, num_steps: int = 100, batch_size: int = 8,
