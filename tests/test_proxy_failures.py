@@ -89,3 +89,24 @@ def test_a_nan_supernet_training_stops_the_search_with_one_line(
     assert f'last checkpoint in {tmp_path / "supernet"}' in message and '--resume' in message
     assert 'learning rate' in message and 'clip_grad' in message
     assert not (tmp_path / 'supernet' / 'supernet_final.pth').exists()
+
+
+def test_evaluation_loaders_take_the_configs_loader_settings(toy_coco):
+    from detection.data import build_full_split_loader, build_held_out_split
+    from nas_tasks.builder import load_config
+    from nas_tasks.modules import register_all_modules
+    register_all_modules()
+    cfg = load_config(NAS_FPN_CONFIG, {'data_root': f'{toy_coco}/'})
+    cfg.train_dataloader.update(num_workers=2, persistent_workers=True, pin_memory=True,
+                                sampler=dict(type='DefaultSampler', shuffle=True))
+    loader = build_full_split_loader(cfg.train_dataloader, seed=7)
+    assert (loader.num_workers, loader.persistent_workers, loader.pin_memory) == (2, True, True)
+    assert loader.batch_size == cfg.train_dataloader.batch_size
+    # Shuffled by the given seed, the same order on every pass, over the whole split.
+    order = list(loader.sampler)
+    assert loader.sampler.seed == 7 and order == list(loader.sampler)
+    assert sorted(order) == list(range(len(loader.dataset))) != order
+
+    cfg.val_dataloader.sampler = dict(type='InfiniteSampler', shuffle=False)
+    with pytest.raises(NasError, match='val_dataloader.sampler is an InfiniteSampler'):
+        build_held_out_split(cfg)
