@@ -39,6 +39,12 @@ def shrunk_search_options(data_root: Path, supernet_iters: int = 60) -> list[str
     ]
 
 
+def assert_scores_vary(candidates: list[dict]) -> None:
+    """An equality of near-constant scores proves nothing: the runs compared must rank."""
+    scores = {c['score'] for c in candidates if c['score']}
+    assert len(scores) >= 3, f'fewer than 3 distinct non-zero scores: {sorted(scores)}'
+
+
 def run_tool(args: list[str], env_extra: dict | None = None, timeout: int = 600,
              check: bool = False) -> subprocess.CompletedProcess:
     """Run ``python tools/...`` (or torchrun) from the repository root."""
