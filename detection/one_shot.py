@@ -33,14 +33,13 @@ from nas_tasks.estimators.bn_recalibration import recalibrate_batch_norm
 from nas_tasks.estimators.path_sampling import UniformPathHook, resolve_submodule
 from nas_tasks.registry import COST_MODELS, ESTIMATORS
 from nas_tasks.result import Result
+from nas_tasks.search import runner_config
 from nas_tasks.runner import TrainingDiverged, make_runner
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.space import CategoricalSpace
 
 SUPERNET_WEIGHTS = 'supernet_final.pth'
 SUBNET_WEIGHTS = 'best_subnet.pth'
-# Keys of a search config that are not part of the mmengine Runner config.
-SEARCH_KEYS = ('search_space', 'strategy', 'estimator', 'search')
 
 
 @ESTIMATORS.register_module()
@@ -66,7 +65,7 @@ class OneShotDetectionEstimator(Estimator):
                  supernet_path: str = 'backbone', supernet_sampling: dict | None = None,
                  bn_recalibration_batches: int = 8, score_key: str = 'bbox_mAP_precise'):
         self.space = space
-        self.runner_cfg = Config({k: v for k, v in config.to_dict().items() if k not in SEARCH_KEYS})
+        self.runner_cfg = runner_config(config)
         self.seed = seed
         self.cost_model = build_component(COST_MODELS, cost_model, 'estimator.cost_model')
         self.supernet_path = supernet_path

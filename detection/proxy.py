@@ -32,13 +32,13 @@ from backbones.resources import measure
 from detection.data import build_held_out_split, check_dataset_paths
 from detection.metrics import score_on_split
 from detection.nas_fpn.plots import draw_pyramid
-from detection.one_shot import SEARCH_KEYS
 from mmdet.registry import MODELS
 from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Arch, Estimator
 from nas_tasks.registry import ESTIMATORS
 from nas_tasks.result import Result
+from nas_tasks.search import runner_config
 from nas_tasks.runner import TrainingDiverged, make_runner
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.space import CategoricalSpace
@@ -73,8 +73,7 @@ class ProxyDetectionEstimator(Estimator):
                  score_key: str = 'bbox_mAP_precise',
                  cost_input_size: tuple[int, int] = (512, 512), log_level: str = 'WARNING'):
         self.space = space
-        self.runner_cfg = Config({key: value for key, value in config.to_dict().items()
-                                  if key not in SEARCH_KEYS})
+        self.runner_cfg = runner_config(config)
         self.seed = seed
         self.score_key = score_key
         self.cost_input_size = tuple(cost_input_size)
