@@ -27,14 +27,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from nas_tasks.errors import NasError
 
 from .detnas_presets import (PRESETS, SPACE_VERSION, VARIANTS, LayerSpec, arch_to_choices,
-                             check_variant, choices_to_arch, layer_keys, layer_specs, resolve_arch,
-                             space_name, stage_last_layers)
+                             check_variant, choices_to_arch, layer_keys, layer_specs,
+                             resolve_detnas_arch, space_name, stage_last_layers)
 from .shufflenet_blocks import (CHOICE_NAMES, ChoiceBlock, ShuffleNetV2Block, build_stem,
                                 init_weights_like_detnas)
 
 __all__ = [
     'CHOICE_NAMES', 'VARIANTS', 'PRESETS', 'SPACE_VERSION', 'space_name', 'layer_keys',
-    'arch_to_choices', 'choices_to_arch', 'resolve_arch', 'DetNASSuperNet', 'DetNASBackbone',
+    'arch_to_choices', 'choices_to_arch', 'resolve_detnas_arch', 'DetNASSuperNet', 'DetNASBackbone',
     'subnet_state_dict', 'extract_subnet_state_dict',
 ]
 
@@ -132,16 +132,17 @@ class DetNASBackbone(_DetNASNet):
     """One DetNAS architecture as a standalone backbone.
 
     Args:
-        arch: a preset name (see ``PRESETS``), a path to an arch JSON file, or
-            an arch dict ``{"layer00": "shuffle7x7", ...}``.
-        variant: 'small', 'large' or 'xlarge'; inferred from a preset or file,
-            required for a dict.
+        arch: a preset name (see ``PRESETS``), a path to an arch JSON file, an
+            arch document dict, or an arch dict ``{"layer00": "shuffle7x7", ...}``
+            (resolved by :func:`nas_tasks.architectures.resolve_arch`).
+        variant: 'small', 'large' or 'xlarge'; inferred from a preset or
+            document, required for a bare arch dict.
     """
 
     def __init__(self, arch: str | os.PathLike | Mapping[str, str], variant: str | None = None,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
                  norm_eval: bool = False, init_cfg: dict | list | None = None):
-        variant, arch = resolve_arch(arch, variant)
+        variant, arch = resolve_detnas_arch(arch, variant)
         choices = arch_to_choices(arch, variant)
         super().__init__(variant, lambda index, spec: ShuffleNetV2Block(choices[index], *spec),
                          out_indices, frozen_stages, norm_eval, init_cfg)

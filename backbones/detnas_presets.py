@@ -3,13 +3,19 @@
 An architecture is a dict ``{"layer00": "shuffle7x7", "layer01": ..., ...}``
 with one key per choice block (20 for 'small', 40 for 'large'/'xlarge'). Arch
 files are JSON ``{"space": "detnas-small", "version": 1, "arch": {...},
-"metrics": {...}}``. Plain Python: needs neither torch nor mmdet.
+"metrics": {...}}``, checked against :class:`DetNASSpace`; the published
+architectures are registered with :func:`nas_tasks.architectures.register_arch`
+and resolved by :func:`resolve_detnas_arch`. Plain Python: needs neither torch
+nor mmdet.
 """
+import functools
 import os
 from typing import Mapping, NamedTuple, Sequence
 
+from nas_tasks.architectures import is_arch_document, register_arch, resolve_arch_among
 from nas_tasks.errors import ArchError, NasError
-from nas_tasks.space import load_arch
+from nas_tasks.registry import SPACES
+from nas_tasks.space import CategoricalSpace
 
 from .shufflenet_blocks import CHOICE_NAMES
 
@@ -21,24 +27,30 @@ VARIANTS = {
     'xlarge': dict(first_channels=72, widths=(172, 432, 864, 1728), depths=(8, 8, 16, 8)),
 }
 
-# Choice indices per block as published with the official DetNAS code.
+# Choice indices per block as published with the official DetNAS code
+# (https://github.com/megvii-model/DetNAS): name -> (variant, what, indices).
 _PUBLISHED_INDICES = {
     'detnas_300m_coco_fpn': (
-        'small', [2, 1, 2, 0, 2, 1, 1, 2, 3, 3, 1, 3, 0, 0, 3, 1, 3, 1, 3, 2]),
+        'small', 'searched on COCO with FPN (300M FLOPs)',
+        [2, 1, 2, 0, 2, 1, 1, 2, 3, 3, 1, 3, 0, 0, 3, 1, 3, 1, 3, 2]),
     'detnas_300m_coco_retinanet': (
-        'small', [2, 3, 1, 1, 3, 2, 1, 3, 3, 1, 1, 1, 3, 3, 2, 0, 3, 3, 3, 3]),
+        'small', 'searched on COCO with RetinaNet (300M FLOPs)',
+        [2, 3, 1, 1, 3, 2, 1, 3, 3, 1, 1, 1, 3, 3, 2, 0, 3, 3, 3, 3]),
     'detnas_300m_voc_fpn': (
-        'small', [2, 1, 0, 3, 1, 3, 0, 3, 2, 0, 1, 1, 3, 3, 3, 3, 3, 3, 3, 1]),
+        'small', 'searched on VOC with FPN (300M FLOPs)',
+        [2, 1, 0, 3, 1, 3, 0, 3, 2, 0, 1, 1, 3, 3, 3, 3, 3, 3, 3, 1]),
     'detnas_300m_voc_retinanet': (
-        'small', [1, 3, 0, 0, 2, 3, 3, 3, 2, 3, 3, 3, 3, 2, 2, 0, 2, 3, 1, 1]),
+        'small', 'searched on VOC with RetinaNet (300M FLOPs)',
+        [1, 3, 0, 0, 2, 3, 3, 3, 2, 3, 3, 3, 3, 2, 2, 0, 2, 3, 1, 1]),
     'detnas_1.3g_coco_fpn': (
-        'large', [0, 0, 3, 1, 2, 1, 0, 2, 0, 3, 1, 2, 3, 3, 2, 0, 2, 1, 1, 3,
-                  2, 0, 2, 2, 2, 1, 3, 1, 0, 3, 3, 3, 1, 3, 3, 3, 3, 3, 3, 3]),
+        'large', 'searched on COCO with FPN (1.3G FLOPs)',
+        [0, 0, 3, 1, 2, 1, 0, 2, 0, 3, 1, 2, 3, 3, 2, 0, 2, 1, 1, 3,
+         2, 0, 2, 2, 2, 1, 3, 1, 0, 3, 3, 3, 1, 3, 3, 3, 3, 3, 3, 3]),
 }
 # name -> dict(variant=..., arch=tuple of choice names, one per layer)
 PRESETS = {
     name: dict(variant=variant, arch=tuple(CHOICE_NAMES[i] for i in indices))
-    for name, (variant, indices) in _PUBLISHED_INDICES.items()
+    for name, (variant, _, indices) in _PUBLISHED_INDICES.items()
 }
 
 
@@ -86,82 +98,53 @@ def stage_last_layers(variant: str) -> list[int]:
     return ends
 
 
+@SPACES.register_module()
+class DetNASSpace(CategoricalSpace):
+    """20 (small) or 40 (large, xlarge) layers, each choosing shuffle 3x3/5x5/7x7 or xception 3x3."""
+
+    def __init__(self, variant: str = 'small'):
+        super().__init__({key: list(CHOICE_NAMES) for key in layer_keys(variant)},
+                         name=space_name(variant), version=SPACE_VERSION)
+        self.variant = variant
+
+
+@functools.cache
+def detnas_space(variant: str) -> DetNASSpace:
+    """The (shared, unchanging) space of ``variant``, for checking archs."""
+    return DetNASSpace(variant)
+
+
 def arch_to_choices(arch: Mapping[str, str], variant: str) -> list[str]:
     """Validates ``arch`` and returns its choice names in layer order."""
-    keys = layer_keys(variant)
-    if not isinstance(arch, Mapping):
-        raise ArchError(f'a {space_name(variant)} arch must be a dict of layerNN -> choice, '
-                        f'got {type(arch).__name__}')
-    unknown = [key for key in arch if key not in keys]
-    if unknown:
-        raise ArchError(f'arch key {unknown[0]!r} is not a layer of {space_name(variant)} '
-                        f'(keys are {keys[0]}..{keys[-1]})')
-    missing = [key for key in keys if key not in arch]
-    if missing:
-        raise ArchError(f'arch is missing {missing[0]} (a {space_name(variant)} arch has '
-                        f'keys {keys[0]}..{keys[-1]})')
-    for key in keys:
-        if arch[key] not in CHOICE_NAMES:
-            raise ArchError(f'{key}: {arch[key]!r} is not a block choice; allowed: '
-                            f'{", ".join(CHOICE_NAMES)}')
-    return [arch[key] for key in keys]
+    detnas_space(variant).validate(dict(arch) if isinstance(arch, Mapping) else arch)
+    return [arch[key] for key in layer_keys(variant)]
 
 
 def choices_to_arch(choices: Sequence[str], variant: str) -> dict[str, str]:
     keys = layer_keys(variant)
     if len(choices) != len(keys):
         raise ArchError(f'{space_name(variant)} has {len(keys)} layers, got {len(choices)} choices')
-    return validated_arch(dict(zip(keys, choices)), variant)
+    arch = dict(zip(keys, choices))
+    detnas_space(variant).validate(arch)
+    return arch
 
 
-def validated_arch(arch: Mapping[str, str], variant: str) -> dict[str, str]:
-    """A validated copy of ``arch`` with its keys in layer order."""
-    return dict(zip(layer_keys(variant), arch_to_choices(arch, variant)))
+def resolve_detnas_arch(arch: str | os.PathLike | Mapping[str, str],
+                        variant: str | None = None) -> tuple[str, dict[str, str]]:
+    """``(variant, arch)`` for a preset name, an arch JSON path or a dict
+    (see :func:`nas_tasks.architectures.resolve_arch`). A preset or document
+    names its variant; ``variant``, when given, must agree with it, and a bare
+    arch dict needs it."""
+    if variant is None and isinstance(arch, Mapping) and not is_arch_document(arch):
+        raise NasError('variant is required when arch is given as a bare dict '
+                       "(or give a document with 'space', 'version' and 'arch')")
+    variants = list(VARIANTS) if variant is None else [variant]
+    space, arch = resolve_arch_among(arch, [detnas_space(v) for v in variants])
+    return space.variant, arch
 
 
-def resolve_arch(arch: str | os.PathLike | Mapping[str, str],
-                 variant: str | None = None) -> tuple[str, dict[str, str]]:
-    """Turns a preset name, an arch JSON path or an arch dict into a validated
-    ``(variant, arch dict)``. ``variant`` is required for a dict and, when
-    given with a preset or file, must agree with it."""
-    if isinstance(arch, Mapping):
-        if variant is None:
-            raise NasError('variant is required when arch is given as a dict')
-        return variant, validated_arch(arch, variant)
-    if isinstance(arch, str) and arch in PRESETS:
-        found_variant, arch_dict = _preset_arch(arch)
-        source = f'preset {arch!r}'
-    else:
-        found_variant, arch_dict = _load_arch_file(arch)
-        source = f'arch file {os.fspath(arch)}'
-    if variant is not None and variant != found_variant:
-        raise ArchError(f'{source} is for {space_name(found_variant)}, '
-                        f'but variant={variant!r} was given')
-    return found_variant, arch_dict
-
-
-def _preset_arch(name: str) -> tuple[str, dict[str, str]]:
-    preset = PRESETS[name]
-    return preset['variant'], choices_to_arch(preset['arch'], preset['variant'])
-
-
-def _load_arch_file(path: str | os.PathLike) -> tuple[str, dict[str, str]]:
-    if not os.path.isfile(path):
-        raise NasError(f'arch {os.fspath(path)!r} is neither a DetNAS preset '
-                       f'({", ".join(PRESETS)}) nor an existing JSON file')
-    content = load_arch(path)
-    if 'space' not in content or 'arch' not in content:
-        raise ArchError(f'arch file {os.fspath(path)} must be a JSON object with "space", '
-                        f'"version" and "arch" keys')
-    spaces = {space_name(v): v for v in VARIANTS}
-    if content['space'] not in spaces:
-        raise ArchError(f'arch file {os.fspath(path)} is for space {content["space"]!r}, '
-                        f'not a DetNAS space ({", ".join(spaces)})')
-    if content.get('version') != SPACE_VERSION:
-        raise ArchError(f'arch file {os.fspath(path)} has version {content.get("version")!r}; '
-                        f'{content["space"]} is version {SPACE_VERSION}')
-    variant = spaces[content['space']]
-    try:
-        return variant, validated_arch(content['arch'], variant)
-    except ArchError as error:
-        raise ArchError(f'arch file {os.fspath(path)}: {error}') from None
+for _name, (_variant, _what, _) in _PUBLISHED_INDICES.items():
+    register_arch(_name, space_name(_variant), SPACE_VERSION,
+                  choices_to_arch(PRESETS[_name]['arch'], _variant),
+                  description=f'DetNAS-{_variant} backbone {_what}',
+                  source='https://github.com/megvii-model/DetNAS')

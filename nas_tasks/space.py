@@ -28,8 +28,54 @@ def _same_option(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+class ArchSpace:
+    """What every space offers to arch documents and to the resolver
+    (:func:`nas_tasks.architectures.resolve_arch`): a ``name`` and a
+    ``version`` (written into every document, so that a file made for one space
+    is never silently loaded into another) and :meth:`validate`. The document
+    methods follow from these. A space whose archs are not flat decision
+    dicts (Auto-DeepLab's cell, path and filter multiplier) subclasses it
+    directly, as :class:`CategoricalSpace` does.
+    """
+
+    name: str
+    version: int
+
+    def validate(self, arch: Arch) -> None:
+        """Raise :class:`ArchError`, naming the bad key or value, unless ``arch`` fits."""
+        raise NotImplementedError
+
+    def is_valid(self, arch: Arch) -> bool:
+        """``validate`` as a yes/no answer, for samplers that redraw invalid architectures."""
+        try:
+            self.validate(arch)
+        except ArchError:
+            return False
+        return True
+
+    def to_document(self, arch: Arch, metrics: dict | None = None) -> dict:
+        """The JSON document saved for ``arch``: space name, version, arch, metrics."""
+        self.validate(arch)
+        return {'space': self.name, 'version': self.version, 'arch': dict(arch),
+                'metrics': dict(metrics or {})}
+
+    def from_document(self, doc: dict) -> Arch:
+        """The architecture in ``doc``, after checking it was made for this space."""
+        if not isinstance(doc, dict) or not all(k in doc for k in ('space', 'version', 'arch')):
+            raise ArchError("an architecture document needs the fields 'space', 'version' and 'arch'")
+        if doc['space'] != self.name or doc['version'] != self.version:
+            raise ArchError(f"architecture is for space '{doc['space']}' version {doc['version']}, "
+                            f"but this search space is '{self.name}' version {self.version}")
+        self.validate(doc['arch'])
+        return dict(doc['arch'])
+
+    def save_arch(self, path: str | os.PathLike, arch: Arch, metrics: dict | None = None) -> None:
+        """Write the document of ``arch`` to ``path`` as pretty JSON, atomically."""
+        atomic_write_json(path, self.to_document(arch, metrics))
+
+
 @SPACES.register_module()
-class CategoricalSpace:
+class CategoricalSpace(ArchSpace):
     """An ordered set of named decisions, each picking one option from a list.
 
     Args:
@@ -143,37 +189,9 @@ class CategoricalSpace:
                 raise ArchError(f"architecture key '{key}' has value {value!r}; allowed values: "
                                 f"{', '.join(map(str, options))}")
 
-    def is_valid(self, arch: Arch) -> bool:
-        """``validate`` as a yes/no answer, for samplers that redraw invalid architectures."""
-        try:
-            self.validate(arch)
-        except ArchError:
-            return False
-        return True
-
     def canonical(self, arch: Arch) -> str:
         """A canonical JSON string of ``arch``: equal archs give equal strings."""
         return json.dumps(arch, sort_keys=True, separators=(',', ':'))
-
-    def to_document(self, arch: Arch, metrics: dict | None = None) -> dict:
-        """The JSON document saved for ``arch``: space name, version, arch, metrics."""
-        self.validate(arch)
-        return {'space': self._name, 'version': self._version, 'arch': dict(arch),
-                'metrics': dict(metrics or {})}
-
-    def from_document(self, doc: dict) -> Arch:
-        """The architecture in ``doc``, after checking it was made for this space."""
-        if not isinstance(doc, dict) or not all(k in doc for k in ('space', 'version', 'arch')):
-            raise ArchError("an architecture document needs the fields 'space', 'version' and 'arch'")
-        if doc['space'] != self._name or doc['version'] != self._version:
-            raise ArchError(f"architecture file is for space '{doc['space']}' v{doc['version']}, "
-                            f"but this search space is '{self._name}' v{self._version}")
-        self.validate(doc['arch'])
-        return dict(doc['arch'])
-
-    def save_arch(self, path: str | os.PathLike, arch: Arch, metrics: dict | None = None) -> None:
-        """Write the document of ``arch`` to ``path`` as pretty JSON, atomically."""
-        atomic_write_json(path, self.to_document(arch, metrics))
 
 
 def load_arch(path: str | os.PathLike) -> dict:

@@ -6,12 +6,14 @@ import pytest
 import torch
 
 from backbones.auto_deeplab import (PRESETS, PRIMITIVES, AutoDeepLabBackbone,
-                                    AutoDeepLabSearchNet, decode_genotype, read_arch,
-                                    save_arch_document, viterbi_path)
-from backbones.auto_deeplab.arch import PUBLISHED_CELL, PUBLISHED_PATH, edge_index, levels_at
+                                    AutoDeepLabSearchNet, decode_genotype, save_arch_document,
+                                    viterbi_path)
+from backbones.auto_deeplab.arch import (AUTO_DEEPLAB_SPACE, PUBLISHED_CELL, PUBLISHED_PATH,
+                                         edge_index, levels_at)
 from backbones.auto_deeplab.ops import level_sizes
 from backbones.auto_deeplab.pictures import draw_genotype, draw_path
 from backbones.auto_deeplab.search_network import TO_COARSER, TO_FINER, beta_mask
+from nas_tasks.architectures import resolve_arch
 from nas_tasks.errors import ArchError, NasError
 
 torch.set_num_threads(2)
@@ -192,11 +194,11 @@ def test_genotype_keeps_the_two_strongest_edges_and_never_none():
     assert cell == expected
     assert cell[:2] == [[0, 'dil_conv_5x5'], [1, 'sep_conv_3x3']]
     assert all(op != 'none' for _, op in cell)
-    assert read_arch(dict(cell=cell, path=[0, 1], filter_multiplier=4))['cell'] == cell
+    arch = dict(cell=cell, path=[0, 1], filter_multiplier=4)
+    assert resolve_arch(arch, AUTO_DEEPLAB_SPACE)['cell'] == cell
 
 
 # -- arch documents ----------------------------------------------------------
-
 @pytest.mark.parametrize('change, key', [
     (dict(path=[0, 1, 4]), 'path'),
     (dict(path=[0, 2]), 'path'),
@@ -213,16 +215,16 @@ def test_genotype_keeps_the_two_strongest_edges_and_never_none():
 def test_invalid_arch_is_rejected_naming_the_key(change, key):
     arch = {**PRESETS['autodeeplab_s'], **change}
     with pytest.raises(ArchError, match=f"'{key}'"):
-        read_arch(arch)
+        resolve_arch(arch, AUTO_DEEPLAB_SPACE)
 
 
 def test_missing_key_and_unknown_source_are_named():
     arch = dict(PRESETS['autodeeplab_s'])
     del arch['path']
     with pytest.raises(ArchError, match="'path'"):
-        read_arch(arch)
+        resolve_arch(arch, AUTO_DEEPLAB_SPACE)
     with pytest.raises(NasError, match='autodeeplab_s'):
-        read_arch('no_such_preset_or_file.json')
+        resolve_arch('no_such_preset_or_file.json', AUTO_DEEPLAB_SPACE)
 
 
 def test_arch_document_round_trip_and_wrong_space(tmp_path):
@@ -233,11 +235,11 @@ def test_arch_document_round_trip_and_wrong_space(tmp_path):
     document = json.loads(file.read_text())
     assert document == {'space': 'auto-deeplab', 'version': 1, 'arch': arch,
                         'metrics': {'mIoU': 0.5}}
-    assert read_arch(file) == arch
+    assert resolve_arch(file, AUTO_DEEPLAB_SPACE) == arch
     assert AutoDeepLabBackbone(str(file)).arch == arch
     file.write_text(json.dumps({**document, 'space': 'detnas-small'}))
     with pytest.raises(ArchError, match='detnas-small'):
-        read_arch(file)
+        resolve_arch(file, AUTO_DEEPLAB_SPACE)
     with pytest.raises(ArchError, match="'path'"):
         save_arch_document(tmp_path / 'bad.json', {**arch, 'path': [3]})
     assert not (tmp_path / 'bad.json').exists()

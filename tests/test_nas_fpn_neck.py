@@ -148,7 +148,7 @@ def test_missing_or_unknown_keys_are_rejected():
     del arch['cell6.op']
     with pytest.raises(ArchError, match="missing key.*'cell6.op'"):
         build_neck(arch)
-    with pytest.raises(NasError, match='neither a NAS-FPN preset'):
+    with pytest.raises(NasError, match=r"neither a preset of 'nas-fpn' \(nas_fpn\)"):
         build_neck('no_such_preset')
 
 

@@ -162,9 +162,10 @@ def test_from_document_rejects_other_space_or_version():
     doc = make_space(name='other').to_document(arch)
     with pytest.raises(ArchError) as info:
         make_space().from_document(doc)
-    assert str(info.value) == ("architecture file is for space 'other' v1, "
-                               "but this search space is 'shufflenet' v1")
-    with pytest.raises(ArchError, match="space 'shufflenet' v2, but this search space is 'shufflenet' v1"):
+    assert str(info.value) == ("architecture is for space 'other' version 1, "
+                               "but this search space is 'shufflenet' version 1")
+    with pytest.raises(ArchError, match="space 'shufflenet' version 2, "
+                                        "but this search space is 'shufflenet' version 1"):
         make_space().from_document(make_space(version=2).to_document(arch))
     doc = make_space().to_document(arch)
     doc['arch']['layer01'] = 'conv9x9'

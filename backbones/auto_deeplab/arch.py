@@ -21,16 +21,19 @@ Architecture dict (the ``arch`` of a document)::
 * ``filter_multiplier``: F. A cell at output stride s has B * F * s / 4
   output channels (each block F * s / 4).
 
-Document: ``{"space": "auto-deeplab", "version": 1, "arch": {...}, "metrics": {...}}``.
+Document: ``{"space": "auto-deeplab", "version": 1, "arch": {...}, "metrics": {...}}``,
+written and read through :data:`AUTO_DEEPLAB_SPACE`; the presets
+(``autodeeplab_s``, ``_m``, ``_l``) are registered with
+:func:`nas_tasks.architectures.register_arch`.
 """
 from __future__ import annotations
 
 import os
 from typing import Any, Mapping, Sequence
 
-from nas_tasks.errors import ArchError, NasError
-from nas_tasks.io import atomic_write_json
-from nas_tasks.space import load_arch
+from nas_tasks.architectures import register_arch, resolve_arch
+from nas_tasks.errors import ArchError
+from nas_tasks.space import ArchSpace
 
 from .ops import PRIMITIVES
 
@@ -147,8 +150,8 @@ def check_path(path: Any) -> list[int]:
     return list(path)
 
 
-def validate_arch(arch: Any) -> dict:
-    """A checked copy of ``arch``; raises :class:`ArchError` naming the bad key."""
+def validate_arch(arch: Any) -> None:
+    """Raises :class:`ArchError` naming the bad key unless ``arch`` is an Auto-DeepLab arch."""
     if not isinstance(arch, Mapping):
         raise ArchError(f'an auto-deeplab arch must be a dict with keys {", ".join(ARCH_KEYS)}, '
                         f'got {type(arch).__name__}')
@@ -162,40 +165,42 @@ def validate_arch(arch: Any) -> dict:
     if not _is_int(multiplier) or multiplier < 1:
         raise ArchError("arch key 'filter_multiplier' must be a positive integer (the paper: "
                         f'20, 32 or 48), got {multiplier!r}')
-    return dict(cell=check_cell(arch['cell']), path=check_path(arch['path']),
-                filter_multiplier=multiplier)
+    check_cell(arch['cell'])
+    check_path(arch['path'])
 
 
-# -- documents --------------------------------------------------------------
+# -- the arch type as a space: documents and the resolver --------------------
 
-def arch_document(arch: Mapping, metrics: Mapping | None = None) -> dict:
-    return {'space': SPACE_NAME, 'version': SPACE_VERSION, 'arch': validate_arch(arch),
-            'metrics': dict(metrics or {})}
+class AutoDeepLabSpace(ArchSpace):
+    """Auto-DeepLab's archs, named and versioned for documents and
+    :func:`~nas_tasks.architectures.resolve_arch`. Not a CategoricalSpace: an
+    arch is a cell, a path and a filter multiplier, and the search is
+    differentiable, so nothing samples from it."""
+    name = SPACE_NAME
+    version = SPACE_VERSION
+
+    def validate(self, arch: Any) -> None:
+        validate_arch(arch)
+
+
+AUTO_DEEPLAB_SPACE = AutoDeepLabSpace()
+
+for _name, _multiplier in PRESET_MULTIPLIERS.items():
+    register_arch(_name, SPACE_NAME, SPACE_VERSION, PRESETS[_name],
+                  description=f'Auto-DeepLab-{_name[-1].upper()} (F = {_multiplier}), '
+                              'the published cell and path',
+                  source='tensorflow/models: research/deeplab/core/nas_network.py, hnasnet()')
 
 
 def save_arch_document(path: str | os.PathLike, arch: Mapping,
                        metrics: Mapping | None = None) -> None:
     """Write ``arch`` (validated) and ``metrics`` to ``path`` as a JSON document, atomically."""
-    atomic_write_json(path, arch_document(arch, metrics))
+    AUTO_DEEPLAB_SPACE.save_arch(path, arch, metrics)
 
 
 def read_arch(source: str | os.PathLike | Mapping) -> dict:
-    """A validated arch from a preset name, an arch JSON file, or an arch dict."""
-    if isinstance(source, Mapping):
-        return validate_arch(source)
-    if isinstance(source, str) and source in PRESETS:
-        return validate_arch(PRESETS[source])
-    name = os.fspath(source)
-    if not os.path.isfile(name):
-        raise NasError(f'arch {name!r} is neither an Auto-DeepLab preset '
-                       f'({", ".join(PRESETS)}) nor an existing JSON file')
-    document = load_arch(name)
-    space = (document.get('space'), document.get('version'))
-    if space != (SPACE_NAME, SPACE_VERSION) or 'arch' not in document:
-        raise ArchError(f'arch file {name} must hold an {SPACE_NAME!r} v{SPACE_VERSION} '
-                        f'document ("space", "version", "arch"); it has space {space[0]!r} '
-                        f'v{space[1]}')
-    try:
-        return validate_arch(document['arch'])
-    except ArchError as error:
-        raise ArchError(f'arch file {name}: {error}') from None
+    """A validated arch from a preset name, an arch JSON file, or an arch dict.
+
+    Kept for the package's ``__init__``; new code calls
+    ``resolve_arch(source, AUTO_DEEPLAB_SPACE)``."""
+    return resolve_arch(source, AUTO_DEEPLAB_SPACE)

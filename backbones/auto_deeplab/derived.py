@@ -35,9 +35,10 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS as MMSEG_MODELS
 from torch import nn
 
+from nas_tasks.architectures import resolve_arch
 from nas_tasks.errors import NasError
 
-from .arch import read_arch
+from .arch import AUTO_DEEPLAB_SPACE
 from .ops import InputAdapter, PrevPrevAdapter, Stem, build_op, level_sizes, run_cell
 
 STEM_CHANNELS = (64, 64, 128)
@@ -113,10 +114,13 @@ def feature_layout(arch: Mapping, out_indices: Sequence[int] | None = None) -> F
 
 def read_derived_arch(arch: str | os.PathLike | Mapping,
                       filter_multiplier: int | None = None) -> dict:
-    """The validated arch of a derived network; ``filter_multiplier`` overrides the arch's."""
-    arch = read_arch(arch)
+    """The validated arch of a derived network (see
+    :func:`~nas_tasks.architectures.resolve_arch`); ``filter_multiplier``
+    overrides the arch's."""
+    arch = resolve_arch(arch, AUTO_DEEPLAB_SPACE)
     if filter_multiplier is not None:
-        arch = read_arch({**arch, 'filter_multiplier': filter_multiplier})
+        arch = {**arch, 'filter_multiplier': filter_multiplier}
+        AUTO_DEEPLAB_SPACE.validate(arch)
     return arch
 
 

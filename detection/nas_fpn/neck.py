@@ -27,7 +27,7 @@ from torch import nn
 
 from nas_tasks.errors import NasError
 
-from .space import MIN_LEVEL, CellSpec, resolve_arch
+from .space import MIN_LEVEL, CellSpec, resolve_pyramid
 
 
 class MergingCell(nn.Module):
@@ -84,8 +84,9 @@ class SearchableNASFPN(BaseModule):
         in_channels, out_channels, num_outs, stack_times, start_level,
         end_level, norm_cfg, init_cfg: as for mmdet's ``NASFPN``.
         arch: a preset name (see ``PRESETS``), a path to an arch JSON file,
-            or an arch dict ``{"cell0.input0": 1, ...}`` of a NAS-FPN space
-            with ``num_outs`` levels.
+            an arch document dict, or an arch dict ``{"cell0.input0": 1, ...}``
+            of a NAS-FPN space with ``num_outs`` levels (resolved by
+            :func:`nas_tasks.architectures.resolve_arch`).
     """
 
     def __init__(self, in_channels: list[int], out_channels: int, num_outs: int,
@@ -108,7 +109,7 @@ class SearchableNASFPN(BaseModule):
                                f'end_level - start_level + 1 and end_level < {num_ins}')
         if stack_times < 1:
             raise NasError(f'stack_times must be >= 1, got {stack_times}')
-        space, self.arch = resolve_arch(arch, num_inputs=num_outs)
+        space, self.arch = resolve_pyramid(arch, num_inputs=num_outs)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_outs = num_outs

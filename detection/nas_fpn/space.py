@@ -44,9 +44,10 @@ import random
 import re
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
+from nas_tasks import architectures
 from nas_tasks.errors import ArchError, NasError
 from nas_tasks.registry import SPACES
-from nas_tasks.space import Arch, CategoricalSpace, load_arch
+from nas_tasks.space import Arch, ArchSpace, CategoricalSpace
 
 SPACE_NAME = 'nas-fpn'
 SPACE_VERSION = 1
@@ -87,6 +88,10 @@ PRESETS: dict[str, Arch] = {
         (9, 10, 6, 'global_pool'),
     ]),
 }
+architectures.register_arch(
+    'nas_fpn', SPACE_NAME, SPACE_VERSION, PRESETS['nas_fpn'],
+    description="The published NAS-FPN pyramid network (mmdet's NASFPN)",
+    source='tensorflow/tpu: models/official/detection/modeling/architecture/nasfpn.py')
 
 
 class CellSpec(NamedTuple):
@@ -289,29 +294,31 @@ class NASFPNSpace(CategoricalSpace):
         return specs
 
 
-def resolve_arch(arch: str | os.PathLike | Mapping, num_inputs: int = 5
-                 ) -> tuple[NASFPNSpace, Arch]:
-    """Turns a preset name, an arch JSON path or an arch dict into a validated
-    ``(space, arch)``, the space being :meth:`NASFPNSpace.for_arch`."""
-    if isinstance(arch, Mapping):
-        arch = dict(arch)
-        space = NASFPNSpace.for_arch(arch, num_inputs)
-        space.validate(arch)
-        return space, arch
-    if isinstance(arch, str) and arch in PRESETS:
-        return resolve_arch(PRESETS[arch], num_inputs)
-    if not isinstance(arch, (str, os.PathLike)):
-        raise ArchError(f'arch must be a preset name, a path to an arch JSON file or a dict, '
-                        f'got {type(arch).__name__}')
-    if not os.path.isfile(arch):
-        raise NasError(f'arch {os.fspath(arch)!r} is neither a NAS-FPN preset '
-                       f'({", ".join(PRESETS)}) nor an existing JSON file')
-    document = load_arch(arch)
-    space = NASFPNSpace.for_arch(document.get('arch'), num_inputs)
-    try:
-        return space, space.from_document(document)
-    except ArchError as error:
-        raise ArchError(f'arch file {os.fspath(arch)}: {error}') from None
+class BuildableNASFPNArchs(ArchSpace):
+    """Every NAS-FPN arch a neck with ``num_inputs`` levels can build (checked
+    against :meth:`NASFPNSpace.for_arch`, whatever its number of cells and
+    output order), as one space for :func:`~nas_tasks.architectures.resolve_arch`."""
+    name = SPACE_NAME
+    version = SPACE_VERSION
+
+    def __init__(self, num_inputs: int = 5):
+        self.num_inputs = num_inputs
+
+    def validate(self, arch: Arch) -> None:
+        NASFPNSpace.for_arch(arch, self.num_inputs).validate(arch)
+
+
+def resolve_pyramid(arch: str | os.PathLike | Mapping, num_inputs: int = 5
+                    ) -> tuple[NASFPNSpace, Arch]:
+    """``(space, arch)`` for a preset name, an arch JSON path or a dict (see
+    :func:`~nas_tasks.architectures.resolve_arch`), the space being
+    :meth:`NASFPNSpace.for_arch`: what a network of the arch needs."""
+    arch = architectures.resolve_arch(arch, BuildableNASFPNArchs(num_inputs))
+    return NASFPNSpace.for_arch(arch, num_inputs), arch
+
+
+# The old name, still imported by plots.py.
+resolve_arch = resolve_pyramid
 
 
 def _split_key(key: str) -> tuple[int, str]:
