@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 
-from nas_tasks.checkpoint import atomic_torch_save
+from nas_tasks.io import atomic_torch_save
 from nas_tasks.errors import NasError
 
 __all__ = ['ImageFolderClassification', 'BackboneClassifier', 'TopKAccuracy', 'ExportWeightsHook']

@@ -24,7 +24,8 @@ from detection.data import build_full_split_loader, build_held_out_split, check_
 from detection.metrics import score_on_split
 from nas_tasks import dist
 from nas_tasks.builder import build_component
-from nas_tasks.checkpoint import atomic_torch_save, safe_torch_load
+from nas_tasks.checkpoint import safe_torch_load
+from nas_tasks.io import atomic_torch_save
 from nas_tasks.constraints import ResourceConstraint, sample_within
 from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError

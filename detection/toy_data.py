@@ -61,13 +61,17 @@ def _annotation(shape: Shape, ann_id: int, image_id: int, image_size: int) -> di
     }
 
 
+# 'heldout' ranks search candidates; 'val' reports the found model's results.
+COCO_SPLITS = (*SPLITS, 'heldout')
+
+
 def _write_coco_split(out: Path, split: str, first_id: int, count: int,
                       image_size: int, seed: int) -> None:
     (out / split).mkdir(exist_ok=True)
     images, annotations = [], []
     for index in range(count):
         image_id = first_id + index
-        rng = image_rng(seed, SPLITS.index(split), index)
+        rng = image_rng(seed, COCO_SPLITS.index(split), index)
         shapes = _scene(rng, image_size, first=COCO_SHAPES[index % len(COCO_SHAPES)])
         file_name = f'{image_id:06d}.png'
         save_png(render(rng, image_size, image_size, shapes), out / split / file_name)
@@ -88,18 +92,27 @@ def _write_coco_split(out: Path, split: str, first_id: int, count: int,
     atomic_write_json(out / 'annotations' / f'instances_{split}.json', coco)
 
 
-def _write_coco(out: Path, num_train: int, num_val: int, image_size: int, seed: int) -> None:
-    # Image ids run on from train into val, so the two splits never share one.
+def _write_coco(out: Path, num_train: int, num_val: int, num_heldout: int, image_size: int,
+                seed: int) -> None:
+    # Image ids run on from train into val and heldout, so no two splits share one.
     _write_coco_split(out, 'train', 1, num_train, image_size, seed)
     _write_coco_split(out, 'val', 1 + num_train, num_val, image_size, seed)
+    _write_coco_split(out, 'heldout', 1 + num_train + num_val, num_heldout, image_size, seed)
 
 
-def make_coco(out_dir, num_train: int = 64, num_val: int = 16,
+def make_coco(out_dir, num_train: int = 64, num_val: int = 16, num_heldout: int = 16,
               image_size: int = 128, seed: int = 0) -> Path:
-    """Writes (or finds) COCO-format ``square``/``disc`` detection data."""
-    check_positive(num_train=num_train, num_val=num_val)
+    """Writes (or finds) COCO-format ``square``/``disc`` detection data.
+
+    Three splits: ``train`` trains (supernets, proxies, fine-tuning),
+    ``heldout`` ranks search candidates, ``val`` reports the found model's
+    results, as a COCO search ranks on a held-out part of train2017 and
+    reports on val2017.
+    """
+    check_positive(num_train=num_train, num_val=num_val, num_heldout=num_heldout)
     check_sizes_and_seed(seed, image_size=image_size)
-    params = {'num_train': num_train, 'num_val': num_val, 'image_size': image_size, 'seed': seed}
+    params = {'num_train': num_train, 'num_val': num_val, 'num_heldout': num_heldout,
+              'image_size': image_size, 'seed': seed}
     return generate(out_dir, 'coco', params, _write_coco)
 
 
@@ -111,12 +124,14 @@ class CocoToyData(ToyDataLayout):
     def add_arguments(parser):
         parser.add_argument('--num-train', type=int, default=64)
         parser.add_argument('--num-val', type=int, default=16)
+        parser.add_argument('--num-heldout', type=int, default=16)
         parser.add_argument('--image-size', type=int, default=128)
         parser.add_argument('--seed', type=int, default=0)
 
     @staticmethod
     def make(args):
-        return make_coco(args.out_dir, args.num_train, args.num_val, args.image_size, args.seed)
+        return make_coco(args.out_dir, args.num_train, args.num_val, args.num_heldout,
+                         args.image_size, args.seed)
 
 
 # --- ImageNet (ImageFolder) layout ---

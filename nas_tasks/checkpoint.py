@@ -1,4 +1,4 @@
-"""Saving and loading torch checkpoints atomically and safely (weights_only)."""
+"""Loading torch checkpoints safely (weights_only), and keeping mmengine's loadable that way."""
 from __future__ import annotations
 
 import pickle
@@ -11,7 +11,6 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from nas_tasks.errors import NasError
-from nas_tasks.io import atomic_torch_save  # noqa: F401  (re-exported: the one writer)
 
 
 def safe_torch_load(path: Path) -> Any:

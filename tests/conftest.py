@@ -14,9 +14,10 @@ TOY_CONFIG = 'configs/detnas/detnas_retinanet_toy.py'
 
 @pytest.fixture(scope='session')
 def toy_coco(tmp_path_factory) -> Path:
-    """A small toy COCO set (16 train, 8 val images of 128 px), shared by the session."""
+    """A small toy COCO set (16 train, 8 val, 8 held-out images of 128 px), shared by the session."""
     from detection.toy_data import make_coco
-    return make_coco(tmp_path_factory.mktemp('toy_coco'), num_train=16, num_val=8, seed=0)
+    return make_coco(tmp_path_factory.mktemp('toy_coco'), num_train=16, num_val=8,
+                     num_heldout=8, seed=0)
 
 
 @pytest.fixture(scope='session')
@@ -43,6 +44,27 @@ def assert_scores_vary(candidates: list[dict]) -> None:
     """An equality of near-constant scores proves nothing: the runs compared must rank."""
     scores = {c['score'] for c in candidates if c['score']}
     assert len(scores) >= 3, f'fewer than 3 distinct non-zero scores: {sorted(scores)}'
+
+
+def kill_search_after(args: list[str], work_dir: Path, num_candidates: int,
+                      env_extra: dict | None = None) -> None:
+    """Start ``python tools/search.py ...`` and SIGKILL it once ``candidates.jsonl``
+    holds ``num_candidates`` lines, mid-search; fail if it finished first."""
+    import signal
+    import time
+    command = [sys.executable, *args[1:]] if args[0] == 'python' else args
+    process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, **(env_extra or {})),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    candidates_file = Path(work_dir) / 'candidates.jsonl'
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        if candidates_file.exists() and len(candidates_file.read_text().splitlines()) >= num_candidates:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, 'the search finished (or failed) before it could be killed'
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (Path(work_dir) / 'best_arch.json').exists()
 
 
 def run_tool(args: list[str], env_extra: dict | None = None, timeout: int = 600,

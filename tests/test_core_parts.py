@@ -8,7 +8,8 @@ from mmengine.registry import Registry
 from torch import nn
 
 from nas_tasks.builder import apply_data_root, build_component
-from nas_tasks.checkpoint import WeightsOnlyCheckpointHook, atomic_torch_save, safe_torch_load
+from nas_tasks.checkpoint import WeightsOnlyCheckpointHook, safe_torch_load
+from nas_tasks.io import atomic_torch_save
 from nas_tasks.dist import evaluate_split
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.bn_recalibration import recalibrate_batch_norm

@@ -1,15 +1,12 @@
 """End to end: DetNAS toy search through tools/search.py, kill + resume, 2 processes."""
 import json
 import shutil
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from conftest import (REPO, TOY_CONFIG, assert_scores_vary, free_port, run_tool,
+from conftest import (TOY_CONFIG, assert_scores_vary, free_port, kill_search_after, run_tool,
                       shrunk_search_options)
 
 # Same thread count in every process, so CPU float reductions match across runs.
@@ -112,23 +109,11 @@ def test_killed_search_resumes_to_the_same_result(straight_run, toy_coco, tmp_pa
     straight_dir, _ = straight_run
     work_dir = tmp_path / 'killed'
     copy_supernet(straight_dir, work_dir)
-    command = [sys.executable, 'tools/search.py', TOY_CONFIG, '--work-dir', str(work_dir),
+    command = ['python', 'tools/search.py', TOY_CONFIG, '--work-dir', str(work_dir),
                '--cfg-options', *search_options(toy_coco)]
-    env = dict(__import__('os').environ, **ONE_THREAD)
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    candidates_file = work_dir / 'candidates.jsonl'
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if candidates_file.exists() and len(candidates_file.read_text().splitlines()) >= 4:
-            break
-        time.sleep(0.2)
-    assert process.poll() is None, 'the search finished before it could be killed'
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (work_dir / 'best_arch.json').exists()
+    kill_search_after(command, work_dir, 4, ONE_THREAD)
 
-    run_tool(['python', *command[1:], '--resume'], env_extra=ONE_THREAD, check=True)
+    run_tool([*command, '--resume'], env_extra=ONE_THREAD, check=True)
     assert_scores_vary(read_candidates(straight_dir))
     assert best_without_timings(work_dir) == best_without_timings(straight_dir)
     assert [(c['arch'], c['score']) for c in read_candidates(work_dir)] == \

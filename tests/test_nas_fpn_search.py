@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import free_port, run_tool
+from conftest import assert_scores_vary, free_port, kill_search_after, run_tool
 
 SEARCH_CONFIG = 'configs/nas_fpn/nas_fpn_retinanet_toy.py'
 FINETUNE_CONFIG = 'configs/nas_fpn/retinanet_nas_fpn_finetune_toy.py'
@@ -20,8 +20,10 @@ PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 def shrunk_options(data_root) -> list[str]:
-    """2 controller steps of 2 architectures, 15 proxy iterations each."""
-    return [f'data_root={data_root}/', 'train_cfg.max_iters=15',
+    """2 controller steps of 2 architectures, 40 proxy iterations each (past the
+    20-iteration warm-up), every box counted: the 4 candidates then score
+    clearly apart (measured: 0.014-0.077 mAP, all distinct)."""
+    return [f'data_root={data_root}/', 'train_cfg.max_iters=40', 'model.test_cfg.score_thr=0.0',
             f'strategy.num_steps={STEPS}', f'strategy.batch_size={BATCH}']
 
 
@@ -114,8 +116,25 @@ def test_two_processes_score_candidates_like_one(search_dir, toy_coco, tmp_path)
               '--work-dir', str(work_dir), '--cfg-options', *shrunk_options(toy_coco)],
              env_extra=ONE_THREAD, check=True)
     one, two = read_candidates(search_dir), read_candidates(work_dir)
+    assert_scores_vary(one)
     assert [c['arch'] for c in two] == [c['arch'] for c in one]
     assert [c['score'] for c in two] == [c['score'] for c in one]
+
+
+def test_killed_search_resumes_to_the_same_result(search_dir, toy_coco, tmp_path):
+    """SIGKILL after the first controller step, then --resume: the same pyramids,
+    scores and controller as the uninterrupted search."""
+    work_dir = tmp_path / 'killed'
+    command = ['python', 'tools/search.py', SEARCH_CONFIG, '--work-dir', str(work_dir),
+               '--cfg-options', *shrunk_options(toy_coco)]
+    kill_search_after(command, work_dir, BATCH, ONE_THREAD)
+
+    run_tool([*command, '--resume'], env_extra=ONE_THREAD, check=True)
+    straight, resumed = read_candidates(search_dir), read_candidates(work_dir)
+    assert_scores_vary(straight)
+    assert [(c['arch'], c['score']) for c in resumed] == [(c['arch'], c['score']) for c in straight]
+    assert json.loads((work_dir / 'best_arch.json').read_text())['arch'] == \
+        json.loads((search_dir / 'best_arch.json').read_text())['arch']
 
 
 # -- the estimator and the pictures on their own --------------------------------

@@ -47,7 +47,7 @@ def coco_dir(tmp_path_factory) -> tuple[Path, float]:
 def coco_splits(coco_dir) -> dict[str, COCO]:
     out, _ = coco_dir
     return {split: COCO(str(out / 'annotations' / f'instances_{split}.json'))
-            for split in ('train', 'val')}
+            for split in ('train', 'val', 'heldout')}
 
 
 def test_default_coco_is_fast(coco_dir):
@@ -58,7 +58,7 @@ def test_coco_is_deterministic(coco_dir, tmp_path):
     first = _files(coco_dir[0])
     second = _files(make_coco(tmp_path / 'again'))
     assert first.keys() == second.keys()
-    assert len([name for name in first if name.endswith('.png')]) == 80
+    assert len([name for name in first if name.endswith('.png')]) == 64 + 16 + 16
     assert first == second
 
 
@@ -67,6 +67,17 @@ def test_seed_changes_the_data(tmp_path):
     b = _files(make_coco(tmp_path / 'b', num_train=2, num_val=1, seed=1))
     assert a['annotations/instances_train.json'] != b['annotations/instances_train.json']
     assert a['train/000001.png'] != b['train/000001.png']
+
+
+def _smallest_visible_area() -> float:
+    """What the generator keeps visible of the smallest object it draws (a disc
+    in a 32 px box): MIN_VISIBLE_FRACTION of its rasterised area."""
+    from nas_tasks.toy_data import MIN_VISIBLE_FRACTION, Box, polygon, rasterize
+    disc = rasterize(polygon('disc', Box(0, 0, 32, 32)), 32, 32)
+    return MIN_VISIBLE_FRACTION * disc.sum()
+
+
+SMALLEST_VISIBLE_AREA = _smallest_visible_area()
 
 
 def test_coco_annotations_match_images(coco_dir, coco_splits):
@@ -93,7 +104,7 @@ def test_coco_annotations_match_images(coco_dir, coco_splits):
                     assert 32 <= w <= 64 and 32 <= h <= 64
                 else:
                     occluded += 1
-                    assert w <= 64 and h <= 64 and ann['area'] >= 0.5 * 32 * 32
+                    assert w <= 64 and h <= 64 and ann['area'] >= SMALLEST_VISIBLE_AREA
                 # The object is painted where its mask is: one flat colour plus noise.
                 assert pixels[mask.astype(bool)].std(axis=0).max() < 15
     assert occluded > 0
@@ -106,28 +117,30 @@ def test_coco_splits_hold_both_categories(coco_splits):
 
 @pytest.mark.parametrize('seed', range(4))
 def test_tiny_coco_splits_hold_both_categories(tmp_path, seed):
-    out = make_coco(tmp_path, num_train=2, num_val=2, seed=seed)
-    for split in ('train', 'val'):
+    out = make_coco(tmp_path, num_train=2, num_val=2, num_heldout=2, seed=seed)
+    for split in ('train', 'val', 'heldout'):
         data = json.loads((out / 'annotations' / f'instances_{split}.json').read_text())
         assert {a['category_id'] for a in data['annotations']} == {1, 2}
 
 
 def test_coco_ids_unique_and_splits_disjoint(coco_dir, coco_splits):
+    """train, val (reports results) and heldout (ranks search candidates) share no image."""
     out, _ = coco_dir
-    train, val = coco_splits['train'].dataset, coco_splits['val'].dataset
-    for data in (train, val):
-        ids = [a['id'] for a in data['annotations']]
+    data = {split: coco.dataset for split, coco in coco_splits.items()}
+    for split_data in data.values():
+        ids = [a['id'] for a in split_data['annotations']]
         assert len(ids) == len(set(ids))
-        assert len({i['id'] for i in data['images']}) == len(data['images'])
-    assert not {i['id'] for i in train['images']} & {i['id'] for i in val['images']}
-    assert not {i['file_name'] for i in train['images']} & {i['file_name'] for i in val['images']}
+        assert len({i['id'] for i in split_data['images']}) == len(split_data['images'])
 
-    def digests(split, data):
+    def digests(split):
         return {hashlib.sha256((out / split / i['file_name']).read_bytes()).hexdigest()
-                for i in data['images']}
-    train_digests, val_digests = digests('train', train), digests('val', val)
-    assert len(train_digests) == 64 and len(val_digests) == 16
-    assert not train_digests & val_digests
+                for i in data[split]['images']}
+    images = {split: {i['id'] for i in data[split]['images']} for split in data}
+    names = {split: {i['file_name'] for i in data[split]['images']} for split in data}
+    pixels = {split: digests(split) for split in data}
+    assert {split: len(pixels[split]) for split in data} == {'train': 64, 'val': 16, 'heldout': 16}
+    for a, b in (('train', 'val'), ('train', 'heldout'), ('val', 'heldout')):
+        assert not images[a] & images[b] and not names[a] & names[b] and not pixels[a] & pixels[b]
 
 
 def test_coco_scales_object_sizes(tmp_path):

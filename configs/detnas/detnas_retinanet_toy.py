@@ -5,7 +5,7 @@
 #   python tools/search.py configs/detnas/detnas_retinanet_toy.py --work-dir work_dirs/detnas_toy
 _base_ = [
     '../_base_/models/retinanet_detnas_supernet.py',
-    '../_base_/datasets/toy_coco_detection.py',
+    '../_base_/datasets/toy_coco_search.py',
     'mmdet::_base_/default_runtime.py',
 ]
 

@@ -5,7 +5,7 @@
 #   python tools/search.py configs/nas_fpn/nas_fpn_retinanet_toy.py --work-dir work_dirs/nas_fpn_toy
 _base_ = [
     '../_base_/models/retinanet_nas_fpn_proxy.py',
-    '../_base_/datasets/toy_coco_detection.py',
+    '../_base_/datasets/toy_coco_search.py',
     'mmdet::_base_/default_runtime.py',
 ]
 

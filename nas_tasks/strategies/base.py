@@ -8,7 +8,6 @@ uninterrupted one would have.
 """
 from __future__ import annotations
 
-import math
 import random
 from typing import Callable
 
