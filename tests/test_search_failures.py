@@ -2,6 +2,7 @@
 import json
 import logging
 import math
+import sys
 
 import pytest
 from mmengine.config import Config
@@ -9,50 +10,15 @@ from mmengine.config import Config
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Estimator
 from nas_tasks.loop import SearchLoop
-from nas_tasks.registry import ESTIMATORS
 from nas_tasks.result import Result
 from nas_tasks.search import build_search
 from nas_tasks.strategies import AgingEvolution, Evolution
-from test_loop import CountingEstimator, make_space
+from stand_in_estimators import GIVES_NAN, RAISES, SEED, TOY_CHOICES, FlakyEstimator, key, make_space
+from stand_in_estimators import STRATEGY as STRATEGY_SETTINGS
+from conftest import REPO, free_port, run_tool
+from test_loop import CountingEstimator
 
-STRATEGY = dict(population_size=8, max_generations=4, top_k=3, num_mutation=3, num_crossover=3,
-                seed=7)
-
-
-def first_generation():
-    return Evolution(make_space(), **STRATEGY).ask()
-
-
-RAISES = first_generation()[1]
-GIVES_NAN = first_generation()[2]
-
-
-def key(arch):
-    return json.dumps(arch, sort_keys=True)
-
-
-@ESTIMATORS.register_module(force=True)
-class FlakyEstimator(Estimator):
-    """Score = number of 'a' choices, except that one arch raises and another scores NaN.
-
-    ``kill_at=k`` interrupts the process at the k-th evaluation (a kill).
-    """
-
-    def __init__(self, space=None, config=None, seed=0, healthy=False, kill_at=None):
-        self.attempted = []
-        self.healthy = healthy
-        self.kill_at = kill_at
-
-    def evaluate(self, archs):
-        (arch,) = archs  # the loop evaluates one candidate per call
-        self.attempted.append(key(arch))
-        if len(self.attempted) == self.kill_at:
-            raise KeyboardInterrupt('simulated kill')
-        if not self.healthy and arch == RAISES:
-            raise RuntimeError('CUDA out of memory (simulated)\nsecond line of the message')
-        score = math.nan if not self.healthy and arch == GIVES_NAN else float(
-            sum(v == 'a' for v in arch.values()))
-        return [Result(score, costs={'flops': float(sum(v == 'd' for v in arch.values()))})]
+STRATEGY = dict(STRATEGY_SETTINGS, seed=SEED)
 
 
 def make_loop(work_dir, estimator, strategy_cls=Evolution, **strategy_args):
@@ -186,9 +152,8 @@ def test_a_first_round_in_which_everything_fails_stops_the_search(tmp_path):
 
 def search_config(**search):
     return Config(dict(
-        search_space=dict(type='CategoricalSpace', name='toy',
-                          choices={f'k{i}': ['a', 'b', 'c', 'd'] for i in range(6)}),
-        strategy=dict(type='Evolution', **{k: v for k, v in STRATEGY.items() if k != 'seed'}),
+        search_space=dict(type='CategoricalSpace', name='toy', choices=TOY_CHOICES),
+        strategy=dict(type='Evolution', **STRATEGY_SETTINGS),
         estimator=dict(type='FlakyEstimator'),
         search=search))
 
@@ -221,3 +186,34 @@ def test_a_strategy_without_a_required_setting_gets_one_line(tmp_path):
     cfg.strategy = dict(type='RandomSearch')
     with pytest.raises(NasError, match="strategy 'RandomSearch' needs the setting 'num_candidates'"):
         build_search(cfg, tmp_path)
+
+
+def flaky_search_config(path):
+    """A search config file that finds FlakyEstimator through custom_imports."""
+    path.write_text(
+        "custom_imports = dict(imports=['stand_in_estimators'], allow_failed_imports=False)\n"
+        f"search_space = dict(type='CategoricalSpace', name='toy', choices={TOY_CHOICES!r})\n"
+        f"strategy = dict(type='Evolution', **{STRATEGY_SETTINGS!r})\n"
+        "estimator = dict(type='FlakyEstimator')\n"
+        f"search = dict(seed={SEED})\n")
+    return path
+
+
+def test_under_torchrun_a_failure_on_one_rank_is_gathered_like_a_result(tmp_path):
+    """Rank 1 evaluates the candidate that raises (index 1 of the first round),
+    rank 0 the one that scores NaN: neither rank hangs, and the records equal
+    those of one process."""
+    config = flaky_search_config(tmp_path / 'flaky_search.py')
+    env = {'PYTHONPATH': str(REPO / 'tests'), 'OMP_NUM_THREADS': '1'}
+    two, one = tmp_path / 'two_processes', tmp_path / 'one_process'
+    run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+              '--master_port', free_port(), 'tools/search.py', str(config), '--launcher', 'pytorch',
+              '--work-dir', str(two)], env_extra=env, timeout=300, check=True)
+    run_tool(['python', 'tools/search.py', str(config), '--work-dir', str(one)],
+             env_extra=env, timeout=300, check=True)
+    records = {name: strict_json_lines(d / 'candidates.jsonl') for name, d in (('two', two), ('one', one))}
+    failed = [r for r in records['two'] if r['status'] == 'failed']
+    assert {key(r['arch']): r['error']['type'] for r in failed} == {
+        key(RAISES): 'RuntimeError', key(GIVES_NAN): 'NonFiniteScore'}
+    assert [(r['arch'], r['score'], r['status']) for r in records['two']] == \
+        [(r['arch'], r['score'], r['status']) for r in records['one']]
