@@ -3,7 +3,7 @@
 Importing this package registers :class:`AutoDeepLabBackbone` in mmdet's and
 mmseg's MODELS.
 """
-from .arch import (PRESETS, SPACE_NAME, SPACE_VERSION, read_arch, save_arch_document,
+from .arch import (AUTO_DEEPLAB_SPACE, PRESETS, SPACE_NAME, SPACE_VERSION, save_arch_document,
                    validate_arch)
 from .decode import decode_genotype, viterbi_path
 from .derived import AutoDeepLabBackbone
@@ -11,7 +11,7 @@ from .ops import PRIMITIVES
 from .search_network import AutoDeepLabSearchNet
 
 __all__ = [
-    'PRIMITIVES', 'PRESETS', 'SPACE_NAME', 'SPACE_VERSION', 'read_arch', 'save_arch_document',
+    'AUTO_DEEPLAB_SPACE', 'PRIMITIVES', 'PRESETS', 'SPACE_NAME', 'SPACE_VERSION', 'save_arch_document',
     'validate_arch', 'decode_genotype', 'viterbi_path', 'AutoDeepLabBackbone',
     'AutoDeepLabSearchNet',
 ]

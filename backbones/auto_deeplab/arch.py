@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
-from nas_tasks.architectures import register_arch, resolve_arch
+from nas_tasks.architectures import register_arch
 from nas_tasks.errors import ArchError
 from nas_tasks.space import ArchSpace
 
@@ -196,11 +196,3 @@ def save_arch_document(path: str | os.PathLike, arch: Mapping,
                        metrics: Mapping | None = None) -> None:
     """Write ``arch`` (validated) and ``metrics`` to ``path`` as a JSON document, atomically."""
     AUTO_DEEPLAB_SPACE.save_arch(path, arch, metrics)
-
-
-def read_arch(source: str | os.PathLike | Mapping) -> dict:
-    """A validated arch from a preset name, an arch JSON file, or an arch dict.
-
-    Kept for the package's ``__init__``; new code calls
-    ``resolve_arch(source, AUTO_DEEPLAB_SPACE)``."""
-    return resolve_arch(source, AUTO_DEEPLAB_SPACE)

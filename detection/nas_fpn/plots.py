@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from .space import MIN_LEVEL, resolve_arch
+from .space import MIN_LEVEL, resolve_pyramid
 
 _COLOURS = dict(input='#d9d9d9', cell='#9ecae1', output='#fdae6b')
 _OP_NAMES = dict(sum='sum', global_pool='global pool')
@@ -29,7 +29,7 @@ def draw_pyramid(arch: Mapping, path: str | Path, num_inputs: int = 5,
     inputs to it; dashed arrows are the unused features an output cell adds.
     Output cells (the new P3..P7) are orange.
     """
-    space, arch = resolve_arch(arch, num_inputs)
+    space, arch = resolve_pyramid(arch, num_inputs)
     specs = space.cell_specs(arch)
     # (x, level) of every feature: the inputs, then each cell's output.
     positions = [(0, level) for level in space.levels]

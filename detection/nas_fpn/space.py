@@ -317,10 +317,6 @@ def resolve_pyramid(arch: str | os.PathLike | Mapping, num_inputs: int = 5
     return NASFPNSpace.for_arch(arch, num_inputs), arch
 
 
-# The old name, still imported by plots.py.
-resolve_arch = resolve_pyramid
-
-
 def _split_key(key: str) -> tuple[int, str]:
     """``'cell3.input1'`` -> ``(3, 'input1')``."""
     match = _CELL_KEY.match(key)

@@ -116,6 +116,9 @@ class ReinforceController(Strategy):
     the update)`` per update.
     """
 
+    uses_candidates_per_round = False
+    round_size_setting = 'one batch (strategy.batch_size candidates)'
+
     def __init__(self, space: CategoricalSpace, num_steps: int = 100, batch_size: int = 8,
                  hidden_size: int = 100, lr: float = 3.5e-4, baseline_decay: float = 0.95,
                  entropy_weight: float = 1e-4, grad_clip: float | None = 5.0,
