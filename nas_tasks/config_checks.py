@@ -140,6 +140,7 @@ def check_num_classes(cfg) -> None:
         if not loader or not isinstance(loader.get('dataset'), dict):
             continue
         for dataset_key, dataset in leaf_datasets(loader['dataset'], f'{split}_dataloader.dataset'):
+            _check_named_classes(dataset, dataset_key)
             known = dataset_classes(dataset, dataset_key, cfg.get('default_scope'))
             if known is None:
                 continue
@@ -176,10 +177,10 @@ def dataset_classes(dataset: dict, key: str, scope: str | None) -> DatasetClasse
         return DatasetClasses(f'{key}.metainfo.classes', len(classes))
     categories = _annotation_categories(dataset)
     if categories is not None:
-        path, count = categories
+        path, names = categories
         # Without metainfo, mmdet keeps only the categories named in the dataset
         # class's METAINFO (COCO's 80): other data must name its classes.
-        return DatasetClasses(f'{key}.ann_file ({path})', count,
+        return DatasetClasses(f'{key}.ann_file ({path})', len(names),
                               f' and {key}.metainfo.classes to its category names')
     registered = _registered_classes(dataset.get('type'), scope)
     if registered is not None:
@@ -188,8 +189,22 @@ def dataset_classes(dataset: dict, key: str, scope: str | None) -> DatasetClasse
     return None
 
 
-def _annotation_categories(dataset: dict) -> tuple[str, int] | None:
-    """(path, number of categories) of a COCO-style annotation file, if it exists."""
+def _check_named_classes(dataset: dict, key: str) -> None:
+    """``metainfo.classes`` must name categories of the COCO annotation file: mmdet
+    silently keeps only those, so a misspelt or foreign class trains on nothing."""
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    categories = _annotation_categories(dataset) if classes is not None else None
+    if categories is None:
+        return
+    path, names = categories
+    missing = [name for name in classes if name not in names]
+    if missing:
+        raise NasError(f"{key}.metainfo.classes names '{missing[0]}', but {path} has no such "
+                       f"category; its categories are: {', '.join(names)}")
+
+
+def _annotation_categories(dataset: dict) -> tuple[str, list[str]] | None:
+    """(path, category names) of a COCO-style annotation file, if it exists."""
     if 'Coco' not in str(dataset.get('type')) or not isinstance(dataset.get('ann_file'), str):
         return None
     path = os.path.join(dataset.get('data_root') or '', dataset['ann_file'])
@@ -201,7 +216,9 @@ def _annotation_categories(dataset: dict) -> tuple[str, int] | None:
             categories = json.load(f).get('categories')
     except (OSError, ValueError, AttributeError):
         return None  # not COCO JSON: the dataset class reports it
-    return (path, len(categories)) if isinstance(categories, list) else None
+    if not isinstance(categories, list):
+        return None
+    return path, [str(category.get('name')) for category in categories if isinstance(category, dict)]
 
 
 def _registered_classes(type_name: Any, scope: str | None) -> tuple | None:
