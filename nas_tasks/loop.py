@@ -29,7 +29,8 @@ from nas_tasks.plots import plot_score_against_cost, plot_score_per_round
 from nas_tasks.result import Result, ranking_score
 from nas_tasks.space import CategoricalSpace
 from nas_tasks.strategies.base import Strategy
-from nas_tasks.workdir import BEST_ARCH_NAME, CANDIDATES_NAME, CHECKPOINT_NAME, SearchWorkDir
+from nas_tasks.workdir import (BEST_ARCH_NAME, CANDIDATES_NAME, CHECKPOINT_NAME, SearchWorkDir,
+                               check_state_keys)
 
 __all__ = ['SearchLoop', 'BEST_ARCH_NAME', 'CANDIDATES_NAME', 'CHECKPOINT_NAME']
 
@@ -78,10 +79,7 @@ class SearchLoop:
                     strategy=self.strategy.state_dict(), history=self.history)
 
     def load_state_dict(self, state: dict) -> None:
-        missing = [key for key in STATE_KEYS if key not in state]
-        if missing:
-            raise NasError(f'checkpoint {self.checkpoint_path} is not a search state (it lacks '
-                           f"{', '.join(missing)}); use another --work-dir")
+        check_state_keys(state, STATE_KEYS, self.checkpoint_path)
         if (state['space'], state['space_version']) != (self.space.name, self.space.version):
             raise NasError(
                 f"checkpoint {self.checkpoint_path} is for search space '{state['space']}' "

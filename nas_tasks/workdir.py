@@ -121,3 +121,11 @@ def _as_state(path: Path, state: Any) -> dict:
         raise NasError(f'checkpoint {path} holds a {type(state).__name__}, not a search state; '
                        'was it written by another program? Choose another --work-dir')
     return state
+
+
+def check_state_keys(state: dict, keys: tuple[str, ...], path: Path) -> None:
+    """One line if a checkpoint that loaded lacks any of ``keys``: it was not written by this search."""
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise NasError(f"checkpoint {path} is not this search's state (it lacks "
+                       f"{', '.join(missing)}); use another --work-dir")

@@ -235,3 +235,11 @@ def test_the_decoder_refuses_non_finite_architecture_weights(which):
                                        'value') as error:
         decode()
     assert '\n' not in str(error.value)
+
+
+def test_a_checkpoint_that_lacks_keys_gets_one_line(tmp_path):
+    torch.save({'epoch': 1, 'model': {}}, tmp_path / 'search_state.pth')
+    trainer = make_trainer(tmp_path)
+    with pytest.raises(NasError, match="is not this search's state \\(it lacks global_step") as error:
+        trainer.fit(resume=True)
+    assert '\n' not in str(error.value)

@@ -35,8 +35,11 @@ from nas_tasks.errors import NasError
 from nas_tasks.plots import plot_arch_weights
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.strategies.base import check_int
-from nas_tasks.workdir import SearchWorkDir
+from nas_tasks.workdir import SearchWorkDir, check_state_keys
 
+# What a trainer checkpoint holds (see DifferentiableTrainer.state_dict).
+STATE_KEYS = ('epoch', 'global_step', 'model', 'weight_optimizer', 'arch_optimizer', 'lr_scheduler',
+              'history', 'result', 'rng', 'settings')
 # DARTS (Liu et al. 2019) settings, used where a config names no optimizer.
 DEFAULT_WEIGHT_OPTIMIZER = dict(type='SGD', lr=0.025, momentum=0.9, weight_decay=3e-4)
 DEFAULT_ARCH_OPTIMIZER = dict(type='Adam', lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
@@ -243,7 +246,7 @@ class DifferentiableTrainer:
         return self.work.checkpoint_path
 
     def state_dict(self) -> dict:
-        """Everything a resumed run needs; loadable with ``weights_only=True``.
+        """Everything a resumed run needs (:data:`STATE_KEYS`); loadable with ``weights_only=True``.
 
         ``rng`` holds every rank's generator states (gathered), in rank order.
         """
@@ -257,7 +260,8 @@ class DifferentiableTrainer:
                                   single_path=self.single_path, second_order=self.second_order))
 
     def load_state_dict(self, state: dict) -> None:
-        saved = state.get('settings', {})
+        check_state_keys(state, STATE_KEYS, self.checkpoint_path)
+        saved = state['settings']
         for name, value in (('seed', self.seed), ('arch_seed', self.arch_params.seed)):
             if saved.get(name) != value:
                 raise NasError(f'checkpoint {self.checkpoint_path} was written with {name} '
