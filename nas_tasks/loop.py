@@ -64,6 +64,7 @@ class SearchLoop:
         self.score_name = score_name
         self.max_rounds = max_rounds
         self.history: list[dict] = []
+        self._estimator_state: dict | None = None
         self.round = 0
         self.shared_trained = False
         self.finished = False
@@ -76,7 +77,8 @@ class SearchLoop:
     def state_dict(self) -> dict:
         return dict(space=self.space.name, space_version=self.space.version, round=self.round,
                     shared_trained=self.shared_trained, finished=self.finished,
-                    strategy=self.strategy.state_dict(), history=self.history)
+                    strategy=self.strategy.state_dict(), estimator=self.estimator.state_dict(),
+                    history=self.history)
 
     def load_state_dict(self, state: dict) -> None:
         check_state_keys(state, STATE_KEYS, self.checkpoint_path)
@@ -90,10 +92,13 @@ class SearchLoop:
         self.finished = state['finished']
         self.strategy.load_state_dict(state['strategy'])
         self.history = list(state['history'])
+        # Restored once train_shared has built what the state belongs to (see run).
+        self._estimator_state = state.get('estimator')
 
     def _save_checkpoint(self) -> None:
+        state = self.state_dict()  # on every rank: an estimator's state may need collectives
         if dist.is_main_process():
-            self.files.save_checkpoint(self.state_dict())
+            self.files.save_checkpoint(state)
         dist.barrier()
 
     def prepare_work_dir(self, resume: bool) -> None:
@@ -126,6 +131,8 @@ class SearchLoop:
             self.logger.info(f'resumed from {self.checkpoint_path} after round {self.round}')
         # Also for a finished search: exporting the best candidate needs the shared weights.
         self.estimator.train_shared(self.work_dir, resume=resume)
+        if self._estimator_state is not None:
+            self.estimator.load_state_dict(self._estimator_state)
         if retry_failed:
             self._retry_failed()
         if self.finished:
@@ -146,6 +153,10 @@ class SearchLoop:
         return self._finish()
 
     def _run_round(self) -> None:
+        # Estimators that train while searching (ENAS, AutoGAN) train on the
+        # strategy's current distribution; a no-op for the others.
+        self.estimator.train_during_search(
+            self.round, lambda: dist.broadcast_object(self.strategy.sample_for_training()))
         archs = dist.broadcast_object(self.strategy.ask(self.candidates_per_round))
         if not archs:
             raise NasError(f'the strategy {type(self.strategy).__name__} proposed no candidate in '
@@ -194,8 +205,11 @@ class SearchLoop:
         """Evaluate only architectures never evaluated before, split across ranks.
 
         An architecture that failed before is not evaluated again either.
+        Scores of an estimator whose scores go stale (``scores_stay_valid``
+        False: its shared weights keep training) are reused within a round only.
         """
-        known = {self.space.canonical(r['arch']): Result.from_dict(r) for r in self.history}
+        earlier = self.history if self.estimator.scores_stay_valid else []
+        known = {self.space.canonical(r['arch']): Result.from_dict(r) for r in earlier}
         fresh: dict[str, dict] = {}
         for arch in archs:
             key = self.space.canonical(arch)
@@ -242,17 +256,21 @@ class SearchLoop:
 
     # -- results -------------------------------------------------------------
     def _succeeded(self) -> bool:
-        return any(record.get('status', 'ok') == 'ok' and math.isfinite(record['score'])
-                   for record in self.history)
+        return any(_succeeded(record) for record in self._final_records())
+
+    def _final_records(self) -> list[dict]:
+        """Records of whole candidates: a staged search also scores prefixes."""
+        return [record for record in self.history if self.strategy.is_final(record['arch'])]
 
     def best_record(self) -> dict:
-        """Highest score; the earliest such candidate on ties. Failures rank last."""
-        if not self.history:
-            raise NasError('the search evaluated no candidate; check the strategy settings')
-        if not self._succeeded():
-            raise NasError(f'all {len(self.history)} candidates failed; see the errors in '
+        """Highest score of a whole candidate; the earliest on ties. Failures rank last."""
+        finals = self._final_records()
+        if not finals:
+            raise NasError('the search evaluated no whole candidate; check the strategy settings')
+        if not any(_succeeded(record) for record in finals):
+            raise NasError(f'all {len(finals)} candidates failed; see the errors in '
                            f'{self.work_dir / CANDIDATES_NAME}')
-        return max(self.history, key=lambda r: ranking_score(r['score']))
+        return max(finals, key=lambda r: ranking_score(r['score']))
 
     def _plot(self) -> None:
         plots = self.files.plots_dir
@@ -275,6 +293,10 @@ class SearchLoop:
         self.finished = True
         self._save_checkpoint()
         return best
+
+
+def _succeeded(record: dict) -> bool:
+    return record.get('status', 'ok') == 'ok' and math.isfinite(record['score'])
 
 
 def _describe_failure(result: Result) -> str:

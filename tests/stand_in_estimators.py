@@ -58,3 +58,55 @@ class FlakyEstimator(Estimator):
             raise RuntimeError('CUDA out of memory (simulated)\nsecond line of the message')
         score = math.nan if not self.healthy and arch == GIVES_NAN else count_a(arch)
         return [Result(score, costs={'flops': float(sum(v == 'd' for v in arch.values()))})]
+
+
+@ESTIMATORS.register_module(force=True)
+class DriftingSharedEstimator(Estimator):
+    """A stand-in for a shared network that keeps training while the search runs
+    (as AutoGAN's shared GAN): each round it "trains" ``steps_per_round`` steps
+    on sampled architectures, moving a weight per option it trained; a score is
+    the sum of the arch's option weights plus noise from the estimator's own
+    generator. So scores go stale, and the state (weights, step count, RNG) is
+    what a checkpoint must hold for an exact resume.
+
+    ``kill_at=k`` interrupts the process at the k-th evaluation (a kill).
+    """
+
+    scores_stay_valid = False
+
+    def __init__(self, space=None, config=None, seed=0, steps_per_round=3, kill_at=None):
+        import torch
+        self.steps_per_round = steps_per_round
+        self.kill_at = kill_at
+        self.evaluations = 0
+        self.trained_on = []  # (round, arch) of every training step
+        self.weights = {}  # 'decision=option' -> float
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def train_during_search(self, round_index, sample_arch):
+        import torch
+        for _ in range(self.steps_per_round):
+            arch = sample_arch()
+            self.trained_on.append((round_index, key(arch)))
+            for decision, option in arch.items():
+                name = f'{decision}={option}'
+                step = 0.1 if option == 'a' else float(torch.rand((), generator=self.generator)) * 0.05
+                self.weights[name] = self.weights.get(name, 0.0) + step
+
+    def evaluate(self, archs):
+        import torch
+        (arch,) = archs
+        self.evaluations += 1
+        if self.evaluations == self.kill_at:
+            raise KeyboardInterrupt('simulated kill')
+        noise = float(torch.rand((), generator=self.generator)) * 1e-3
+        return [Result(sum(self.weights.get(f'{d}={o}', 0.0) for d, o in arch.items()) + noise)]
+
+    def state_dict(self):
+        return dict(weights=dict(self.weights), generator=self.generator.get_state(),
+                    trained_on=[list(entry) for entry in self.trained_on])
+
+    def load_state_dict(self, state):
+        self.weights = dict(state['weights'])
+        self.generator.set_state(state['generator'])
+        self.trained_on = [tuple(entry) for entry in state['trained_on']]

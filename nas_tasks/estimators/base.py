@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nas_tasks.result import Result
 
@@ -12,15 +12,37 @@ Arch = dict[str, Any]
 class Estimator:
     """Scores candidates; the search loop owns everything else.
 
-    ``train_shared`` trains weights shared by all candidates (a one-shot
-    supernet) and is a no-op for estimators that train each candidate.
+    ``train_shared`` trains weights shared by all candidates once, before the
+    first round (a one-shot supernet), and is a no-op for estimators that
+    train each candidate. An estimator that keeps training its shared weights
+    while the search runs (ENAS, AutoGAN) does so in ``train_during_search``,
+    which the loop calls at the start of every round, and sets
+    ``scores_stay_valid = False``: its scores then describe the shared
+    weights of one moment, so the loop never reuses a score from an earlier
+    round. Whatever such an estimator evolves (networks, optimisers, windows,
+    RNG states) goes into ``state_dict``, which the loop saves in every round
+    checkpoint and gives back to ``load_state_dict`` on ``--resume``.
+
     ``evaluate`` must be deterministic for a given arch and shared weights:
     exact resume and the equality of 1-process and N-process searches rely
     on it.
     """
 
+    # Whether a score stays valid as the search goes on: True for a fixed
+    # supernet or per-candidate proxy training, whose scores the loop caches.
+    scores_stay_valid = True
+
     def train_shared(self, work_dir: Path, resume: bool) -> None:
         """Train shared weights under ``work_dir``, or load them if already trained."""
+
+    def train_during_search(self, round_index: int, sample_arch: Callable[[], Arch]) -> None:
+        """Train shared weights at the start of round ``round_index`` (0-based).
+
+        ``sample_arch()`` draws an architecture from the strategy's current
+        distribution (e.g. one per minibatch), the same on every rank. The
+        estimator decides how much to train in which rounds (AutoGAN: its
+        shared-GAN epochs once per search iteration of many controller steps).
+        """
 
     def evaluate(self, archs: list[Arch]) -> list[Result]:
         raise NotImplementedError
@@ -32,3 +54,11 @@ class Estimator:
     def export(self, arch: Arch, work_dir: Path) -> list[Path]:
         """Write artefacts for the found architecture (e.g. its weights); return their paths."""
         return []
+
+    def state_dict(self) -> dict:
+        """What evolves during the search, for the round checkpoint; loadable with
+        ``torch.load(weights_only=True)``. Called on every rank; rank 0's is saved."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`, after :meth:`train_shared` has run."""

@@ -85,6 +85,18 @@ class Strategy:
         """True when the strategy has nothing more to propose."""
         raise NotImplementedError
 
+    def sample_for_training(self) -> Arch:
+        """An architecture to train shared weights on (ENAS/AutoGAN: one per
+        minibatch), drawn from the strategy's current distribution without
+        proposing it, so it never counts as a candidate. Uniform by default;
+        a controller samples from its policy."""
+        return self.space.sample(self.rng)
+
+    def is_final(self, arch: Arch) -> bool:
+        """Whether ``arch`` is a whole candidate that may be the search's result.
+        A staged search also scores prefixes (its earlier stages), which are not."""
+        return True
+
     @property
     def num_proposed(self) -> int:
         return len(self._proposed)

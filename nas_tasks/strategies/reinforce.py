@@ -34,15 +34,18 @@ class _LSTMController(nn.Module):
         self.tanh_constant = tanh_constant
 
     def forward(self, batch_size: int, choose: Callable[[int, torch.Tensor], torch.Tensor],
-                allowed: Callable[[int, list[torch.Tensor]], torch.Tensor | None] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                allowed: Callable[[int, list[torch.Tensor]], torch.Tensor | None] | None = None,
+                num_fixed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run all decisions for a batch; ``choose(step, log_probs)`` picks the
         option indices of a step. ``allowed(step, chosen)``, given the indices
         chosen at the earlier steps, may return a boolean ``[B, n]`` mask of
         the options valid at this step: the others get probability zero (a
         log-probability of -inf) and take no part in the entropy. Returns the
         indices ``[B, K]`` and, per architecture, the log-probability and the
-        entropy summed over decisions."""
+        entropy summed over decisions. The first ``num_fixed`` decisions are
+        given (``choose`` teacher-forces a prefix): the LSTM reads them, so
+        later decisions condition on them, but they are no choice of the
+        policy and take no part in the log-probability or the entropy."""
         inputs = self.start.expand(batch_size, -1)
         state = None
         chosen, log_prob, entropy = [], 0.0, 0.0
@@ -58,8 +61,9 @@ class _LSTMController(nn.Module):
                 logits = logits.masked_fill(~mask, -math.inf)
             log_probs = torch.log_softmax(logits, dim=-1)
             index = choose(step, log_probs)
-            log_prob = log_prob + log_probs.gather(1, index[:, None]).squeeze(1)
-            entropy = entropy + _entropy(log_probs, mask)
+            if step >= num_fixed:
+                log_prob = log_prob + log_probs.gather(1, index[:, None]).squeeze(1)
+                entropy = entropy + _entropy(log_probs, mask)
             chosen.append(index)
             inputs = embedding(index)
         return torch.stack(chosen, dim=1), log_prob, entropy
@@ -112,6 +116,14 @@ class ReinforceController(Strategy):
     of the update, so every sample is valid for the space and the gradient is
     the masked policy's. Spaces without it are sampled unmasked.
 
+    A space may fix the first decisions with ``prefixes``, a list of partial
+    archs over the same first keys of ``space.keys`` (a
+    :class:`~nas_tasks.space.PrefixedSpace`: a stage of a multi-level
+    search). Every sample then starts with one of them, picked uniformly
+    with replacement, teacher-forced through the LSTM, and the controller
+    decides only the later decisions; log-probabilities and entropy cover
+    those only.
+
     :attr:`history` holds ``(step, mean reward, best reward, baseline after
     the update)`` per update.
     """
@@ -158,6 +170,7 @@ class ReinforceController(Strategy):
         self._options = [space.options(key) for key in space.keys]
         # Keyed on the type too: 1, 1.0 and True are distinct options.
         self._index = [{(type(o), o): i for i, o in enumerate(opts)} for opts in self._options]
+        self._prefix_indices = self._encode_prefixes(getattr(space, 'prefixes', None))
         with torch.random.fork_rng(devices=[]):  # leave the global RNG alone
             self.controller = _LSTMController([len(o) for o in self._options], hidden_size,
                                               temperature, tanh_constant)
@@ -187,18 +200,47 @@ class ReinforceController(Strategy):
         masks as sampling, so the gradient is the masked policy's; differentiable."""
         for arch in archs:
             self.space.validate(arch)
-        indices = torch.tensor([[index[(type(arch[key]), arch[key])]
-                                 for index, key in zip(self._index, self.space.keys)]
-                                for arch in archs], dtype=torch.long)
+        indices = torch.tensor([self._indices_of(arch, self.space.keys) for arch in archs],
+                               dtype=torch.long)
         _, log_prob, entropy = self.controller(len(archs), lambda step, _: indices[:, step],
-                                               self._allowed_mask)
+                                               self._allowed_mask, self._num_fixed)
         return log_prob, entropy
 
-    def _sample_archs(self, count: int) -> list[Arch]:
+    def _indices_of(self, arch: Arch, keys: list[str]) -> list[int]:
+        return [index[(type(arch[key]), arch[key])] for index, key in zip(self._index, keys)]
+
+    def _encode_prefixes(self, prefixes: list[Arch] | None) -> torch.Tensor | None:
+        """The option indices ``[P, F]`` of the space's fixed prefixes; None
+        without any (or with empty ones), so such a controller samples as before."""
+        if not prefixes or not prefixes[0]:
+            return None
+        return torch.tensor([self._indices_of(prefix, list(prefix)) for prefix in prefixes],
+                            dtype=torch.long)
+
+    @property
+    def _num_fixed(self) -> int:
+        return 0 if self._prefix_indices is None else self._prefix_indices.shape[1]
+
+    def sample_archs(self, count: int) -> list[Arch]:
+        """``count`` architectures from the policy (after a prefix, where the
+        space fixes some), neither proposed nor de-duplicated."""
+        fixed = None
+        if self._prefix_indices is not None:  # uniformly, with replacement (AutoGAN's np.random.choice)
+            picks = torch.randint(len(self._prefix_indices), (count,), generator=self.generator)
+            fixed = self._prefix_indices[picks]
+
+        def choose(step: int, log_probs: torch.Tensor) -> torch.Tensor:
+            if step < self._num_fixed:
+                return fixed[:, step]
+            return torch.multinomial(log_probs.exp(), 1, generator=self.generator).squeeze(1)
+
         with torch.no_grad():
-            indices, _, _ = self.controller(count, lambda _, log_probs: torch.multinomial(
-                log_probs.exp(), 1, generator=self.generator).squeeze(1), self._allowed_mask)
+            indices, _, _ = self.controller(count, choose, self._allowed_mask, self._num_fixed)
         return [self._to_arch(row) for row in indices.tolist()]
+
+    def sample_for_training(self) -> Arch:
+        """One architecture from the controller's policy (masked as in :meth:`ask`), not proposed."""
+        return self.sample_archs(1)[0]
 
     def _to_arch(self, row: list[int]) -> Arch:
         """The (partial) arch of the option indices of the first ``len(row)`` decisions."""
@@ -239,7 +281,7 @@ class ReinforceController(Strategy):
 
         def make() -> Arch:
             if not block:
-                block.extend(reversed(self._sample_archs(self.batch_size)))
+                block.extend(reversed(self.sample_archs(self.batch_size)))
             return block.pop()
         return make
 
