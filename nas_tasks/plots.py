@@ -91,6 +91,34 @@ def plot_controller_rewards(history: Sequence[Sequence], path: str | Path,
     _save_atomically(figure, Path(path))
 
 
+def plot_staged_controller_rewards(histories: Sequence[Sequence[Sequence]], path: str | Path,
+                                   score_name: str = 'reward') -> None:
+    """Reward per controller step of a staged search (one controller per
+    stage), on one step axis across the stages, a dotted line where a stage
+    begins. ``histories`` holds one ``ReinforceController.history`` per stage
+    (see :func:`plot_controller_rewards` for its entries); NaNs leave gaps."""
+    figure, axes = plt.subplots(figsize=(7, 4))
+    offset = 0
+    for stage, history in enumerate(histories):
+        steps = [offset + entry[0] for entry in history]
+        mean, best, baseline = ([_number(entry[i]) for entry in history] for i in (1, 2, 3))
+        first = stage == 0  # one legend entry per line kind
+        axes.plot(steps, best, 's--', color='C1', label='best in batch' if first else None)
+        axes.plot(steps, mean, 'o-', color='C0', label='mean of batch' if first else None)
+        axes.plot(steps, baseline, '-', color='0.4', label='baseline' if first else None)
+        if stage:
+            axes.axvline(offset - 0.5, color='k', ls=':', lw=1)
+        axes.annotate(f'stage {stage}', (offset, 1.0), xycoords=('data', 'axes fraction'),
+                      xytext=(2, -10), textcoords='offset points', fontsize=8)
+        offset += len(history)
+    axes.set_xlabel('controller step (all stages)')
+    axes.set_ylabel(score_name)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    axes.legend(loc='lower right')
+    _save_atomically(figure, Path(path))
+
+
 def _finite(score) -> bool:
     return score is not None and math.isfinite(score)
 

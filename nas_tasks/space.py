@@ -194,6 +194,165 @@ class CategoricalSpace(ArchSpace):
         return json.dumps(arch, sort_keys=True, separators=(',', ':'))
 
 
+@SPACES.register_module()
+class StagedSpace(CategoricalSpace):
+    """A categorical space whose decisions come in consecutive stages, searched
+    one stage at a time (AutoGAN's multi-level search: cell 1, then cell 2
+    given the best cells 1, ...; see :class:`~nas_tasks.strategies.MultiLevelSearch`).
+
+    A whole architecture decides every stage; a *prefix* decides the stages
+    0..s exactly, and is what the earlier stages of a search propose and
+    score. :meth:`validate`, :meth:`is_valid` and :meth:`canonical` accept
+    both. Documents (:meth:`to_document`, :meth:`from_document`,
+    :meth:`save_arch`) hold whole architectures only, so a found architecture
+    is never a prefix. Everything else (``keys``, :meth:`size`, sampling,
+    mutation) is the whole space's, as in :class:`CategoricalSpace`.
+
+    Args:
+        stages: one dict per stage, in order, of decision name -> options;
+            a name belongs to one stage only.
+        name, version: as for :class:`CategoricalSpace`.
+    """
+
+    def __init__(self, stages: list[dict[str, list]], name: str, version: int = 1):
+        if not isinstance(stages, (list, tuple)) or not stages:
+            raise NasError(f'staged search space {name!r} needs a non-empty list of stages '
+                           '(dicts of decision name -> options)')
+        for index, stage in enumerate(stages):
+            if not isinstance(stage, dict) or not stage:
+                raise NasError(f'staged search space {name!r}: stage {index} must be a non-empty '
+                               f'dict of decision name -> options, got {stage!r}')
+            repeated = [key for key in stage if any(key in earlier for earlier in stages[:index])]
+            if repeated:
+                raise NasError(f'staged search space {name!r}: key(s) {_quoted(repeated)} of stage '
+                               f'{index} belong to an earlier stage too')
+        super().__init__({key: options for stage in stages for key, options in stage.items()},
+                         name, version)
+        self._stage_keys = [list(stage) for stage in stages]
+        # The space of the prefixes that end with stage s, which checks them.
+        self._prefix_spaces = [CategoricalSpace(self._choices_up_to(s), name, version)
+                               for s in range(len(stages))]
+
+    @property
+    def num_stages(self) -> int:
+        return len(self._stage_keys)
+
+    def keys_of_stage(self, stage: int) -> list[str]:
+        """The decision names of ``stage`` (0-based), in order."""
+        self._check_stage(stage)
+        return list(self._stage_keys[stage])
+
+    def stage_of(self, arch: Arch) -> int:
+        """The last stage that ``arch`` (a prefix or a whole architecture) decides;
+        :class:`ArchError` unless it decides stages 0..s exactly, with valid options."""
+        self.validate(arch)
+        return self._last_stage_named(arch)
+
+    def is_complete(self, arch: Arch) -> bool:
+        """Whether ``arch`` decides every stage (not a prefix); it must be valid."""
+        return self.stage_of(arch) == self.num_stages - 1
+
+    def prefix(self, arch: Arch, stage: int) -> Arch:
+        """The decisions of stages 0..``stage`` of ``arch``, which decides at least those."""
+        self._check_stage(stage)
+        if self.stage_of(arch) < stage:
+            raise ArchError(f"architecture decides the stages up to {self.stage_of(arch)} only, "
+                            f"so it has no prefix up to stage {stage}")
+        return {key: arch[key] for key in self._choices_up_to(stage)}
+
+    def conditioned(self, stage: int, prefixes: list[Arch]) -> PrefixedSpace:
+        """The space that stage ``stage`` of a multi-level search draws from: its
+        decisions after one of ``prefixes`` (prefixes up to stage ``stage - 1``;
+        ``[{}]`` for stage 0)."""
+        self._check_stage(stage)
+        for prefix in prefixes:
+            if stage == 0 and prefix:
+                raise NasError(f'stage 0 of a staged space has no earlier stages, got prefix {prefix!r}')
+            if stage > 0 and self.stage_of(prefix) != stage - 1:
+                raise NasError(f'a prefix of stage {stage} must decide the stages up to {stage - 1}, '
+                               f'got {self.canonical(prefix)}')
+        return PrefixedSpace(self._choices_up_to(stage), prefixes, self.name, self.version)
+
+    def validate(self, arch: Arch) -> None:
+        """Raise :class:`ArchError` unless ``arch`` decides the stages 0..s exactly,
+        for some s, each decision set to one of its options."""
+        if not isinstance(arch, dict):
+            super().validate(arch)  # the message for a non-dict
+        unknown = [key for key in arch if key not in self._choices]
+        if unknown:
+            raise ArchError(f"architecture has unknown key(s) {_quoted(unknown)}; search space "
+                            f"'{self.name}' v{self.version} has keys: {', '.join(self._choices)}")
+        self._prefix_spaces[self._last_stage_named(arch)].validate(arch)
+
+    def to_document(self, arch: Arch, metrics: dict | None = None) -> dict:
+        self._check_complete(arch)
+        return super().to_document(arch, metrics)
+
+    def from_document(self, doc: dict) -> Arch:
+        arch = super().from_document(doc)
+        self._check_complete(arch)
+        return arch
+
+    def _check_complete(self, arch: Arch) -> None:
+        if not self.is_complete(arch):
+            raise ArchError(f"architecture decides the stages up to {self.stage_of(arch)} of the "
+                            f"{self.num_stages} of search space '{self.name}', but an architecture "
+                            'document holds a whole architecture, never a prefix')
+
+    def _last_stage_named(self, arch: Arch) -> int:
+        # A prefix names keys of stages 0..s; the last stage named decides which
+        # keys are missing. An arch naming none is checked as a whole one.
+        named = [s for s, keys in enumerate(self._stage_keys) if any(key in arch for key in keys)]
+        return max(named, default=self.num_stages - 1)
+
+    def _choices_up_to(self, stage: int) -> dict[str, list]:
+        return {key: self._choices[key] for keys in self._stage_keys[:stage + 1] for key in keys}
+
+    def _check_stage(self, stage: int) -> None:
+        if not isinstance(stage, int) or isinstance(stage, bool) or not 0 <= stage < self.num_stages:
+            raise NasError(f"search space '{self.name}' has stages 0..{self.num_stages - 1}, "
+                           f'got stage {stage!r}')
+
+
+class PrefixedSpace(CategoricalSpace):
+    """The decisions of stages 0..s of a :class:`StagedSpace`, with those of the
+    earlier stages fixed to one of ``prefixes``: what stage s of a multi-level
+    search draws from (made by :meth:`StagedSpace.conditioned`).
+
+    :meth:`sample` picks a prefix uniformly and draws the rest uniformly;
+    :meth:`size` counts the reachable architectures; :meth:`validate` refuses
+    another prefix. A controller sees ``prefixes`` and teacher-forces them
+    (see :class:`~nas_tasks.strategies.ReinforceController`). Mutation and
+    crossover are :class:`CategoricalSpace`'s and may leave the prefixes,
+    which ``validate`` then refuses.
+    """
+
+    def __init__(self, choices: dict[str, list], prefixes: list[Arch], name: str, version: int = 1):
+        super().__init__(choices, name, version)
+        if not prefixes or any(list(prefix) != self.keys[:len(prefixes[0])] for prefix in prefixes):
+            raise NasError(f"search space '{name}': prefixes must all decide the same first keys "
+                           f'of {self.keys}, got {prefixes!r}')
+        self.prefixes = [dict(prefix) for prefix in prefixes]
+        self._prefix_keys = {self.canonical(prefix) for prefix in self.prefixes}
+        if len(self._prefix_keys) < len(self.prefixes):
+            raise NasError(f"search space '{name}': a prefix is given twice in {prefixes!r}")
+        self._free_keys = self.keys[len(self.prefixes[0]):]
+
+    def size(self) -> int:
+        return len(self.prefixes) * math.prod(len(self.options(key)) for key in self._free_keys)
+
+    def sample(self, rng: random.Random) -> Arch:
+        """A prefix drawn uniformly, then each later decision drawn uniformly."""
+        return {**rng.choice(self.prefixes), **{key: rng.choice(self.options(key)) for key in self._free_keys}}
+
+    def validate(self, arch: Arch) -> None:
+        super().validate(arch)
+        fixed = {key: arch[key] for key in self.keys if key not in self._free_keys}
+        if self.canonical(fixed) not in self._prefix_keys:
+            raise ArchError(f'architecture starts with {self.canonical(fixed)}, which is not one of '
+                            f'the {len(self.prefixes)} prefixes this stage grows from')
+
+
 def load_arch(path: str | os.PathLike) -> dict:
     """Read an architecture document (see :meth:`CategoricalSpace.to_document`).
 

@@ -308,7 +308,7 @@ def nas_fpn_space(**kwargs):
 def count_draws_and_invalid_checks(controller):
     """Wraps the controller's sampler and the space's validity check with counters."""
     counts = {'drawn': 0, 'invalid': 0}
-    sample_archs, is_valid = controller._sample_archs, controller.space.is_valid
+    sample_archs, is_valid = controller.sample_archs, controller.space.is_valid
 
     def counting_sample(count):
         counts['drawn'] += count
@@ -318,7 +318,7 @@ def count_draws_and_invalid_checks(controller):
         valid = is_valid(arch)
         counts['invalid'] += not valid
         return valid
-    controller._sample_archs = counting_sample
+    controller.sample_archs = counting_sample
     controller.space.is_valid = counting_is_valid
     return counts
 

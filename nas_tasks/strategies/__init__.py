@@ -2,7 +2,9 @@
 from .aging_evolution import AgingEvolution
 from .base import Strategy
 from .evolution import Evolution
+from .multi_level import MultiLevelSearch
 from .random_search import RandomSearch
 from .reinforce import ReinforceController
 
-__all__ = ['Strategy', 'RandomSearch', 'Evolution', 'AgingEvolution', 'ReinforceController']
+__all__ = ['Strategy', 'RandomSearch', 'Evolution', 'AgingEvolution', 'ReinforceController',
+           'MultiLevelSearch']
