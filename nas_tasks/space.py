@@ -255,8 +255,9 @@ class StagedSpace(CategoricalSpace):
     def prefix(self, arch: Arch, stage: int) -> Arch:
         """The decisions of stages 0..``stage`` of ``arch``, which decides at least those."""
         self._check_stage(stage)
-        if self.stage_of(arch) < stage:
-            raise ArchError(f"architecture decides the stages up to {self.stage_of(arch)} only, "
+        decided = self.stage_of(arch)
+        if decided < stage:
+            raise ArchError(f"architecture decides the stages up to {decided} only, "
                             f"so it has no prefix up to stage {stage}")
         return {key: arch[key] for key in self._choices_up_to(stage)}
 
