@@ -1,0 +1,2 @@
+"""GAN tasks: AutoGAN (Gong et al., ICCV 2019), generator search with shared weights."""
+from gan import autogan  # noqa: F401  (registers the space, presets and networks)
