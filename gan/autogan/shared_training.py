@@ -1,0 +1,184 @@
+"""The shared-GAN training of the AutoGAN search (reference sheet 2.1 and 2.5).
+
+:class:`SharedGANTrainer` holds the shared generator, the discriminator, their
+Adam optimisers, the dynamic-reset windows, a log of resets and its own
+``torch.Generator``, from which all noise and all fresh weights are drawn, so a
+search restored from :meth:`SharedGANTrainer.state_dict` continues exactly.
+
+Each minibatch trains one architecture drawn by ``sample_arch()`` (the core's
+``Estimator.train_during_search`` passes one): a D step on every minibatch
+and a G step on every ``n_critic``-th (D steps 0, 5, 10, ...), both with the
+hinge loss. The discriminator runs the stage of the drawn architecture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan.autogan.discriminator import AutoGANDiscriminator
+from gan.autogan.dynamic_reset import THRESHOLD, WINDOW, DynamicReset
+from gan.autogan.shared_generator import AutoGANSharedGenerator
+from gan.autogan.space import AutoGANSpace
+from nas_tasks.errors import NasError
+from nas_tasks.space import Arch
+
+
+@dataclass(frozen=True)
+class SharedGANSettings:
+    """The official search's settings (widths gf 128 / df 64 in the search)."""
+    gf_dim: int = 128
+    df_dim: int = 64
+    latent_dim: int = 128
+    bottom_width: int = 4
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    n_critic: int = 5
+    gen_batch_size: int = 128
+    dis_batch_size: int = 64  # the real batch size; the fake batch of a D step matches it
+    reset_window: int = WINDOW
+    reset_threshold: float = THRESHOLD
+    seed: int = 0
+
+
+class TrainReport(NamedTuple):
+    """What :meth:`SharedGANTrainer.train_steps` did."""
+    d_steps: int  # D steps run; fewer than asked when a collapse stopped training
+    reset_needed: bool  # the dynamic reset fired: call reset() (after the controller's turn)
+    d_loss: float | None  # the last D hinge loss, None when no step ran
+    g_loss: float | None  # the last G loss, None when no G step ran
+
+
+def hinge_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+def hinge_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    return -fake_scores.mean()
+
+
+def init_weights(module: nn.Module) -> None:
+    """The official ``weights_init``: xavier-uniform convs (not transposed ones), BN weight ~ N(1, 0.02)."""
+    for sub in module.modules():
+        if type(sub) is nn.Conv2d:
+            # A spectral-normed conv keeps its raw weight under ``parametrizations``.
+            weight = sub.parametrizations.weight.original if hasattr(sub, 'parametrizations') else sub.weight
+            nn.init.xavier_uniform_(weight)
+        elif isinstance(sub, nn.BatchNorm2d):
+            nn.init.normal_(sub.weight, 1.0, 0.02)
+            nn.init.zeros_(sub.bias)
+
+
+class SharedGANTrainer:
+    """The shared G and D of the search, trained one sampled architecture per minibatch."""
+
+    def __init__(self, settings: SharedGANSettings = SharedGANSettings(),
+                 space: AutoGANSpace | None = None, device: str | torch.device = 'cpu'):
+        self.settings = settings
+        self.space = space or AutoGANSpace()
+        self.device = torch.device(device)
+        self.rng = torch.Generator().manual_seed(settings.seed)
+        self.dynamic_reset = DynamicReset(settings.reset_window, settings.reset_threshold)
+        self.d_step = 0  # D steps since the start of the search; the G step follows it
+        self.reset_log: list[int] = []  # the D step of every reset, for the plots
+        self._build()
+
+    def _build(self) -> None:
+        """Fresh G, D and optimisers, their weights drawn from ``self.rng``."""
+        seed = int(torch.randint(2 ** 62, (1,), generator=self.rng))
+        with torch.random.fork_rng(devices=[]):  # leaves the global RNG alone
+            torch.manual_seed(seed)
+            s = self.settings
+            self.generator = AutoGANSharedGenerator(s.gf_dim, s.latent_dim, s.bottom_width)
+            self.discriminator = AutoGANDiscriminator(s.df_dim)
+            init_weights(self.generator)
+            init_weights(self.discriminator)
+        self.generator.to(self.device).train()
+        self.discriminator.to(self.device).train()
+        self.g_optimizer = self._adam(self.generator)
+        self.d_optimizer = self._adam(self.discriminator)
+
+    def _adam(self, network: nn.Module) -> torch.optim.Adam:
+        return torch.optim.Adam(network.parameters(), lr=self.settings.lr, betas=self.settings.betas)
+
+    def reset(self) -> None:
+        """The dynamic reset: re-create G, D and both optimisers (the controller is not ours)."""
+        self.reset_log.append(self.d_step)
+        self.dynamic_reset.clear()
+        self._build()
+
+    def train_steps(self, num_d_steps: int, real_batches: Iterator[torch.Tensor],
+                    sample_arch: Callable[[], Arch]) -> TrainReport:
+        """Up to ``num_d_steps`` D steps on batches of ``real_batches`` (in [-1, 1], at the
+        drawn architecture's stage resolution); stops early when the dynamic reset fires."""
+        d_loss = g_loss = None
+        for done in range(1, num_d_steps + 1):
+            self._select(sample_arch())
+            d_loss = self._d_step(next(real_batches).to(self.device))
+            if self.d_step % self.settings.n_critic == 0:
+                g_loss = self._g_step()
+            self.d_step += 1
+            if self.dynamic_reset.should_reset():
+                self.dynamic_reset.clear()
+                return TrainReport(done, True, d_loss, g_loss)
+        return TrainReport(num_d_steps, False, d_loss, g_loss)
+
+    def _select(self, arch: Arch) -> None:
+        self.generator.set_arch(arch)
+        self.discriminator.cur_stage = self.space.stage_of(arch)
+
+    def image_size(self) -> int:
+        """The resolution of the selected stage: 8, 16 or 32 px at CIFAR-10 size."""
+        return self.settings.bottom_width * 2 ** (self.generator.cur_stage + 1)
+
+    def _noise(self, batch_size: int) -> torch.Tensor:
+        z = torch.randn(batch_size, self.settings.latent_dim, generator=self.rng)
+        return z.to(self.device)
+
+    def _d_step(self, real: torch.Tensor) -> float:
+        if real.shape[-2:] != (self.image_size(),) * 2:
+            raise NasError(f'stage {self.generator.cur_stage} trains on {self.image_size()} px real '
+                           f'images, got a batch of shape {tuple(real.shape)}')
+        with torch.no_grad():
+            fake = self.generator(self._noise(real.shape[0]))
+        loss = hinge_d_loss(self.discriminator(real), self.discriminator(fake))
+        return self._descend(loss, self.d_optimizer, self.dynamic_reset.push_d_loss)
+
+    def _g_step(self) -> float:
+        fake = self.generator(self._noise(self.settings.gen_batch_size))
+        loss = hinge_g_loss(self.discriminator(fake))
+        return self._descend(loss, self.g_optimizer, self.dynamic_reset.push_g_loss)
+
+    @staticmethod
+    def _descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                 push_to_window: Callable[[float], None]) -> float:
+        """One optimiser step on ``loss``, whose value goes into its dynamic-reset window."""
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        push_to_window(loss.item())
+        return loss.item()
+
+    def state_dict(self) -> dict:
+        """Everything a resumed search needs; loadable with ``torch.load(weights_only=True)``."""
+        return {'generator': self.generator.state_dict(),
+                'discriminator': self.discriminator.state_dict(),
+                'g_optimizer': self.g_optimizer.state_dict(),
+                'd_optimizer': self.d_optimizer.state_dict(),
+                'dynamic_reset': self.dynamic_reset.state_dict(),
+                'd_step': self.d_step,
+                'reset_log': list(self.reset_log),
+                'rng': self.rng.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state['generator'])
+        self.discriminator.load_state_dict(state['discriminator'])
+        self.g_optimizer.load_state_dict(state['g_optimizer'])
+        self.d_optimizer.load_state_dict(state['d_optimizer'])
+        self.dynamic_reset.load_state_dict(state['dynamic_reset'])
+        self.d_step = int(state['d_step'])
+        self.reset_log = [int(step) for step in state['reset_log']]
+        self.rng.set_state(state['rng'])
