@@ -1,0 +1,235 @@
+"""Inception Score and FID of generated images, through torch-fidelity.
+
+The IS/FID network is a registered component of
+:data:`GAN_FEATURE_EXTRACTORS`, built once and shared by every metric of a
+run: torch-fidelity's TF-compatible Inception (``InceptionV3Compat``, weights
+from a local file, nothing downloaded) or a small classifier trained on the toy
+data (``ToyClassifier``). Both are torch-fidelity ``FeatureExtractorBase``
+modules that take uint8 ``B x 3 x H x W`` batches and name their IS and FID
+layers through ``get_default_feature_layer_for_metric``, so the toy search is
+scored through the same code path as the real one.
+
+The arithmetic is torch-fidelity's own (``isc_features_to_metric``,
+``fid_features_to_statistics``, ``fid_statistics_to_metric``); this module only
+feeds it: generator output is quantised as the official AutoGAN code does and
+goes to the extractor in batches, without a round trip through image files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.registry import Registry
+from torch import nn
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.feature_extractor_inceptionv3 import (URL_INCEPTION_V3,
+                                                          FeatureExtractorInceptionV3)
+from torch_fidelity.metric_fid import (KEY_METRIC_FID, fid_features_to_statistics,
+                                       fid_statistics_to_metric)
+from torch_fidelity.metric_isc import (KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD,
+                                       isc_features_to_metric)
+
+from nas_tasks.errors import NasError
+from nas_tasks.io import atomic_write
+
+GAN_FEATURE_EXTRACTORS = Registry('GAN feature extractor', scope='nas_tasks')
+
+INCEPTION_WEIGHTS_FILE = URL_INCEPTION_V3.rsplit('/', 1)[-1]
+
+# A generator callable: ``sample(n)`` returns n images in [-1, 1], n x 3 x H x W.
+Sampler = Callable[[int], torch.Tensor]
+
+
+def build_feature_extractor(cfg: dict, device: str | torch.device = 'cpu') -> FeatureExtractorBase:
+    """The extractor ``cfg`` names, on ``device``, frozen in eval mode."""
+    extractor = GAN_FEATURE_EXTRACTORS.build(cfg)
+    return extractor.to(device).requires_grad_(False).eval()
+
+
+@GAN_FEATURE_EXTRACTORS.register_module(name='InceptionV3Compat')
+def inception_v3_compat(weights_path: str | None = None) -> FeatureExtractorInceptionV3:
+    """torch-fidelity's ``inception-v3-compat`` from a local copy of its weights."""
+    if weights_path is None or not Path(weights_path).is_file():
+        where = f'put it at {weights_path}' if weights_path else "set the extractor's weights_path"
+        raise NasError(f'Inception weights not found: download {INCEPTION_WEIGHTS_FILE} '
+                       f'(torch-fidelity {URL_INCEPTION_V3}) and {where}')
+    return FeatureExtractorInceptionV3('inception-v3-compat', ['logits_unbiased', '2048'],
+                                       feature_extractor_weights_path=str(weights_path))
+
+
+class ToyClassifier(nn.Module):
+    """A small CNN for the toy CIFAR-10 classes; returns (pooled features, logits).
+
+    Takes float images in [-1, 1]; any size, resized to 32 x 32.
+    """
+
+    IMAGE_SIZE = 32
+
+    def __init__(self, num_classes: int = 10, width: int = 32):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.shape[-2:] != (self.IMAGE_SIZE, self.IMAGE_SIZE):
+            # Search stages generate 8 and 16 px images; Inception upsamples them too.
+            x = F.interpolate(x, size=(self.IMAGE_SIZE, self.IMAGE_SIZE), mode='bilinear',
+                              align_corners=False)
+        pooled = self.features(x)
+        return pooled, self.head(pooled)
+
+
+@GAN_FEATURE_EXTRACTORS.register_module(name='ToyClassifier')
+class ToyClassifierExtractor(FeatureExtractorBase):
+    """A trained :class:`ToyClassifier` as an IS (``logits``) / FID (``pool``) extractor."""
+
+    def __init__(self, weights_path: str | None = None, num_classes: int = 10, width: int = 32):
+        super().__init__('toy-classifier', ['pool', 'logits'])
+        if weights_path is None or not Path(weights_path).is_file():
+            raise NasError(f'toy classifier weights not found: {weights_path}; '
+                           'train the classifier on the toy data first')
+        self.classifier = ToyClassifier(num_classes, width)
+        self.classifier.load_state_dict(torch.load(weights_path, map_location='cpu'))
+
+    @staticmethod
+    def get_provided_features_list():
+        return 'pool', 'logits'
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return {'isc': 'logits', 'fid': 'pool'}[metric]
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.classifier(x.float() / 127.5 - 1)
+
+
+# --- feeding the extractor ---
+
+def quantise(images: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] to uint8 as the official code does: truncating, not rounding."""
+    return (images * 127.5 + 127.5).clamp(0, 255).to(torch.uint8)
+
+
+def generated_batches(sample: Sampler, num_images: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """``num_images`` quantised images from ``sample``, ``batch_size`` at a time."""
+    for start in range(0, num_images, batch_size):
+        with torch.no_grad():
+            yield quantise(sample(min(batch_size, num_images - start)))
+
+
+def extract_features(extractor: FeatureExtractorBase, batches: Iterable[torch.Tensor],
+                     metric: str) -> torch.Tensor:
+    """The ``metric``'s ('isc' or 'fid') layer for all uint8 ``batches``, on the CPU."""
+    layer = extractor.get_default_feature_layer_for_metric(metric)
+    device = next(extractor.parameters(), torch.empty(0)).device
+    parts = []
+    with torch.no_grad():
+        for batch in batches:
+            features = extractor.convert_features_tuple_to_dict(extractor(batch.to(device)))
+            parts.append(features[layer].cpu())
+    return torch.cat(parts)
+
+
+# --- Inception Score ---
+
+class InceptionScore:
+    """IS (mean, std over ``splits`` sequential splits) of a generator's images."""
+
+    def __init__(self, extractor: FeatureExtractorBase, num_images: int = 5000,
+                 batch_size: int = 100, splits: int = 10):
+        self.extractor = extractor
+        self.num_images = num_images
+        self.batch_size = batch_size
+        self.splits = splits
+
+    def __call__(self, sample: Sampler) -> tuple[float, float]:
+        return self.of_batches(generated_batches(sample, self.num_images, self.batch_size))
+
+    def of_batches(self, batches: Iterable[torch.Tensor]) -> tuple[float, float]:
+        """IS of given uint8 images, e.g. real ones."""
+        logits = extract_features(self.extractor, batches, 'isc')
+        # The official code splits in order, without shuffling.
+        score = isc_features_to_metric(logits, splits=self.splits, shuffle=False)
+        return score[KEY_METRIC_ISC_MEAN], score[KEY_METRIC_ISC_STD]
+
+
+# --- FID ---
+
+def statistics_of(features: torch.Tensor) -> dict[str, np.ndarray]:
+    # float64 features give float64 mu and sigma, the dtype TTUR's files hold.
+    return fid_features_to_statistics(features.double())
+
+
+def load_statistics(path: str | Path) -> dict[str, np.ndarray]:
+    """FID statistics from a TTUR-format ``.npz`` (arrays ``mu`` and ``sigma``)."""
+    with np.load(path) as stats:
+        if 'mu' not in stats or 'sigma' not in stats:
+            raise NasError(f'{path} holds no FID statistics: expected arrays mu and sigma '
+                           f'(TTUR format), found {", ".join(stats.files)}')
+        return {'mu': stats['mu'].astype(np.float64), 'sigma': stats['sigma'].astype(np.float64)}
+
+
+def save_statistics(path: str | Path, stats: dict[str, np.ndarray]) -> None:
+    atomic_write(path, lambda f: np.savez(f, mu=stats['mu'], sigma=stats['sigma']))
+
+
+def statistics_path(data_root: str | Path, extractor: FeatureExtractorBase, split: str) -> Path:
+    """Where the real-data statistics of ``split`` are cached, beside the data."""
+    return Path(data_root) / f'fid_stats_{extractor.get_name()}_{split}.npz'
+
+
+class FrechetInceptionDistance:
+    """FID of a generator's images against real-data statistics.
+
+    The real statistics are read from ``stats_path`` if it exists (ours or a
+    TTUR ``.npz``); otherwise computed once from ``real_batches()`` (uint8
+    batches) and written there. Delete the file after changing the data.
+    """
+
+    def __init__(self, extractor: FeatureExtractorBase, stats_path: str | Path,
+                 real_batches: Callable[[], Iterable[torch.Tensor]] | None = None,
+                 num_images: int = 50000, batch_size: int = 100):
+        self.extractor = extractor
+        self.stats_path = Path(stats_path)
+        self.real_batches = real_batches
+        self.num_images = num_images
+        self.batch_size = batch_size
+        self._real: dict[str, np.ndarray] | None = None
+
+    def real_statistics(self) -> dict[str, np.ndarray]:
+        if self._real is None:
+            self._real = self._load_or_compute_real()
+        return self._real
+
+    def _load_or_compute_real(self) -> dict[str, np.ndarray]:
+        if self.stats_path.exists():
+            return load_statistics(self.stats_path)
+        if self.real_batches is None:
+            raise NasError(f'FID statistics not found: {self.stats_path}; '
+                           'give a TTUR-format .npz there or the real data to compute them')
+        stats = statistics_of(extract_features(self.extractor, self.real_batches(), 'fid'))
+        save_statistics(self.stats_path, stats)
+        return stats
+
+    def __call__(self, sample: Sampler) -> float:
+        return self.of_batches(generated_batches(sample, self.num_images, self.batch_size))
+
+    def of_batches(self, batches: Iterable[torch.Tensor]) -> float:
+        """FID of given uint8 images against the real statistics."""
+        real = self.real_statistics()
+        fake = statistics_of(extract_features(self.extractor, batches, 'fid'))
+        if real['mu'].shape != fake['mu'].shape:
+            raise NasError(f'FID statistics {self.stats_path} have {real["mu"].shape[0]} '
+                           f'features, the extractor gives {fake["mu"].shape[0]}')
+        return fid_statistics_to_metric(real, fake, verbose=False)[KEY_METRIC_FID]
