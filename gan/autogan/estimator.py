@@ -1,0 +1,212 @@
+"""The AutoGAN search's estimator: a shared GAN trained while the controller searches.
+
+Each *search iteration* is ``rounds_per_iteration`` rounds of the search loop
+(controller steps; 30 in the official search). Its first round trains the
+shared GAN for ``shared_d_steps`` D steps (the official 15 epochs), one
+architecture drawn by ``sample_arch()`` per minibatch, on real images at the
+drawn architecture's stage resolution (8, 16 or 32 px). The reward of an
+architecture is the Inception Score of the shared generator on that path.
+
+When the dynamic reset fires, the rest of the iteration's training is skipped,
+the controller steps of the iteration still run on the collapsed GAN, and G, D
+and their optimisers are re-created afterwards, at the start of the next
+iteration (reference sheet 2.5), before it trains.
+
+Known limit: iterations are counted in loop rounds, and a ``MultiLevelSearch``
+adds one grow round per stage, so after a grow round iterations start one round
+later than in the official search (which grows between iterations).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
+
+from gan.autogan.shared_training import SharedGANSettings, SharedGANTrainer
+from gan.autogan.space import AutoGANSpace
+from gan.metrics import InceptionScore, build_feature_extractor
+from gan.toy_data import ToyCIFAR10
+from nas_tasks.errors import NasError
+from nas_tasks.estimators.base import Estimator
+from nas_tasks.io import atomic_torch_save
+from nas_tasks.registry import ESTIMATORS
+from nas_tasks.result import Result
+from nas_tasks.seeding import seed_for
+from nas_tasks.space import Arch
+
+GENERATOR_FILE = 'best_generator.pth'
+
+# ``real_data(image_size, batch_size, seed)``: endless real batches in [-1, 1] at that size.
+RealData = Callable[[int, int, int], Iterator[torch.Tensor]]
+
+DEFAULT_REWARD = dict(num_images=5000, splits=10, batch_size=100,
+                      extractor=dict(type='InceptionV3Compat', weights_path=None))
+
+
+class RealImages:
+    """The real images of a CIFAR-10 layout (``dict(root=..., train=True)``), kept as uint8
+    and served as endless shuffled batches, resized to the stage's resolution.
+
+    Every call starts from its own seed, so an iteration's batches do not depend
+    on what earlier iterations drew, and a resumed search sees the same ones.
+    """
+
+    def __init__(self, root: str, train: bool = True):
+        # ToyCIFAR10 reads the toy set and the real CIFAR-10 alike (without MD5 checks).
+        images = ToyCIFAR10(root, train=train).data  # N x H x W x 3, uint8
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+    def __call__(self, image_size: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        while True:
+            order = torch.randperm(len(self.images), generator=generator)
+            for start in range(0, len(order) - batch_size + 1, batch_size):
+                yield self._prepare(self.images[order[start:start + batch_size]], image_size)
+
+    @staticmethod
+    def _prepare(batch: torch.Tensor, image_size: int) -> torch.Tensor:
+        images = batch.float() / 127.5 - 1  # ToTensor + Normalize(0.5, 0.5), as the official code
+        if images.shape[-1] != image_size:
+            images = F.interpolate(images, size=(image_size, image_size), mode='bilinear',
+                                   align_corners=False, antialias=True)
+        return images
+
+
+def build_real_data(real_data: dict | RealData) -> RealData:
+    if callable(real_data):
+        return real_data
+    if isinstance(real_data, dict) and 'root' in real_data:
+        return RealImages(**real_data)
+    raise NasError(f'estimator.real_data must be dict(root=<folder holding cifar-10-batches-py>, '
+                   f'train=True) or a callable, got {real_data!r}')
+
+
+def gan_settings(gan: dict | None, seed: int) -> SharedGANSettings:
+    settings = dict(gan or {})
+    if 'betas' in settings:
+        settings['betas'] = tuple(settings['betas'])  # a config may give a list
+    return SharedGANSettings(**settings, seed=seed)
+
+
+@ESTIMATORS.register_module()
+class AutoGANEstimator(Estimator):
+    """The shared GAN of the AutoGAN search, scored by the Inception Score of each path.
+
+    Args:
+        space: the :class:`AutoGANSpace` being searched.
+        config: the search config (unused; every setting is an argument).
+        seed: seeds the shared weights, the real-data order and the reward's noise.
+        gan: :class:`SharedGANSettings` fields (``gf_dim``, ``df_dim``, ``lr``, ...).
+        rounds_per_iteration: loop rounds (controller steps) per search iteration.
+        shared_d_steps: D steps of shared training per iteration (official:
+            15 epochs of CIFAR-10 at batch 64, 11,730).
+        real_data: ``dict(root=..., train=True)`` of a CIFAR-10 layout, or a
+            callable ``(image_size, batch_size, seed) -> iterator of batches``.
+        reward: ``num_images``, ``splits`` and ``batch_size`` of the IS, and the
+            ``extractor`` config of ``gan.metrics.GAN_FEATURE_EXTRACTORS``.
+        device: where the GAN and the extractor run.
+    """
+
+    scores_stay_valid = False
+
+    def __init__(self, space: AutoGANSpace, config=None, seed: int = 0, gan: dict | None = None,
+                 rounds_per_iteration: int = 30, shared_d_steps: int = 11730,
+                 real_data: dict | RealData | None = None, reward: dict | None = None,
+                 device: str = 'cpu'):
+        if real_data is None:
+            raise NasError('AutoGANEstimator needs real_data: dict(root=<folder holding '
+                           'cifar-10-batches-py>)')
+        self.space = space
+        self.seed = seed
+        self.rounds_per_iteration = rounds_per_iteration
+        self.shared_d_steps = shared_d_steps
+        self.real_data = build_real_data(real_data)
+        self.trainer = SharedGANTrainer(gan_settings(gan, seed), space, device)
+        reward = {**DEFAULT_REWARD, **(reward or {})}
+        extractor = build_feature_extractor(reward['extractor'], device)
+        self.inception_score = InceptionScore(extractor, reward['num_images'],
+                                              reward['batch_size'], reward['splits'])
+        self.reset_pending = False
+        self.reset_rounds: list[int] = []  # the loop round of every reset, for the plots
+        self.logger = MMLogger.get_instance('nas_tasks')
+
+    # -- training ---------------------------------------------------------------------
+
+    def train_during_search(self, round_index: int, sample_arch: Callable[[], Arch]) -> None:
+        if round_index % self.rounds_per_iteration:
+            return
+        if self.reset_pending:
+            self._reset(round_index)
+        iteration = round_index // self.rounds_per_iteration
+        report = self.trainer.train_steps(self.shared_d_steps, self._real_batches(iteration),
+                                          sample_arch)
+        if report.reset_needed:
+            # The official search still trains the controller on the collapsed GAN this
+            # iteration and re-creates G and D only after that.
+            self.reset_pending = True
+            self.logger.info(f'round {round_index}: the shared GAN collapsed after '
+                             f'{report.d_steps} D steps; it is reset at the next iteration')
+
+    def _real_batches(self, iteration: int) -> Iterator[torch.Tensor]:
+        """Batches at the resolution of the arch drawn for each step."""
+        batches_by_size: dict[int, Iterator[torch.Tensor]] = {}
+        batch_size = self.trainer.settings.dis_batch_size
+        while True:
+            size = self.trainer.image_size()  # set by the trainer before it takes a batch
+            if size not in batches_by_size:
+                batches_by_size[size] = self.real_data(
+                    size, batch_size, seed_for(self.seed, f'real-data-{iteration}-{size}'))
+            yield next(batches_by_size[size])
+
+    def _reset(self, round_index: int) -> None:
+        self.trainer.reset()
+        self.reset_pending = False
+        self.reset_rounds.append(round_index)
+        self.logger.info(f'round {round_index}: dynamic reset of the shared G, D and optimisers')
+
+    # -- scoring ----------------------------------------------------------------------
+
+    def evaluate(self, archs: list[Arch]) -> list[Result]:
+        return [self._score(arch) for arch in archs]
+
+    def _score(self, arch: Arch) -> Result:
+        generator = self.trainer.generator
+        generator.set_arch(arch)
+        # The same noise for every arch: a score depends only on the arch and the weights.
+        noise = torch.Generator().manual_seed(seed_for(self.seed, 'reward-noise'))
+        latent_dim = self.trainer.settings.latent_dim
+        device = self.trainer.device
+
+        def sample(n: int) -> torch.Tensor:
+            return generator(torch.randn(n, latent_dim, generator=noise).to(device))
+
+        generator.eval()  # BN on running statistics, as the official reward
+        try:
+            mean, std = self.inception_score(sample)
+        finally:
+            generator.train()
+        return Result(score=float(mean), metrics={'is_std': float(std)})
+
+    # -- results and state ------------------------------------------------------------
+
+    def export(self, arch: Arch, work_dir: Path) -> list[Path]:
+        """The standalone generator weights of ``arch``, for ``AutoGANGenerator(arch, gf_dim)``."""
+        path = Path(work_dir) / GENERATOR_FILE
+        weights = {name: tensor.detach().cpu().clone() for name, tensor
+                   in self.trainer.generator.subnet_state_dict(arch).items()}
+        atomic_torch_save(weights, path)
+        return [path]
+
+    def state_dict(self) -> dict:
+        # Every random draw comes from the trainer's generator (in its state) or from
+        # seeds fixed by ``seed`` and the iteration, so no other RNG state is needed.
+        return {'trainer': self.trainer.state_dict(), 'reset_pending': self.reset_pending,
+                'reset_rounds': list(self.reset_rounds)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trainer.load_state_dict(state['trainer'])
+        self.reset_pending = bool(state['reset_pending'])
+        self.reset_rounds = [int(r) for r in state['reset_rounds']]
