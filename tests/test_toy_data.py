@@ -203,11 +203,13 @@ def test_tasks_register_their_layouts():
     from nas_tasks.modules import register_all_modules
     from nas_tasks.registry import TOY_DATASETS
     register_all_modules()
-    assert list(TOY_DATASETS.module_dict) == ['coco', 'imagenet', 'cityscapes']
+    # In the entry points' name order: detection, gan, segmentation.
+    assert list(TOY_DATASETS.module_dict) == ['coco', 'imagenet', 'cifar10', 'cityscapes']
     assert TOY_DATASETS.get('coco').make.__module__ == 'detection.toy_data'
+    assert TOY_DATASETS.get('cifar10').make.__module__ == 'gan.toy_data'
 
 
 def test_cli_lists_every_registered_layout():
     result = _run_cli('--help')
     assert result.returncode == 0, result.stderr
-    assert '{coco,imagenet,cityscapes}' in result.stdout
+    assert '{coco,imagenet,cifar10,cityscapes}' in result.stdout
