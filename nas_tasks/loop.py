@@ -113,11 +113,9 @@ class SearchLoop:
         if self.files.fallback_note:
             self.logger.warning(self.files.fallback_note)
         if state is not None:
-            if dist.is_main_process():
-                # Lines written after the last checkpoint belong to a round
-                # that will be evaluated again.
-                atomic_write_text(self.work_dir / CANDIDATES_NAME,
-                                  ''.join(jsonl_line(record) for record in self.history))
+            # Lines written after the last checkpoint belong to a round
+            # that will be evaluated again.
+            self._rewrite_candidates()
 
     # -- running -------------------------------------------------------------
     def run(self, resume: bool = False, retry_failed: bool = False) -> dict:
@@ -181,9 +179,14 @@ class SearchLoop:
         record = dict(round=self.round, arch=arch, score=result.score, costs=result.costs,
                       metrics=result.metrics, status='failed' if result.failed else 'ok')
         if result.failed:
-            record['error'] = result.error or dict(type='NonFiniteScore',
-                                                   message=f'the score is {result.score}')
+            record['error'] = result.failure_reason
         return record
+
+    def _rewrite_candidates(self) -> None:
+        """``candidates.jsonl`` from the history, replacing what the file held."""
+        if dist.is_main_process():
+            atomic_write_text(self.work_dir / CANDIDATES_NAME,
+                              ''.join(jsonl_line(record) for record in self.history))
 
     def _log_round(self, results: list[Result]) -> None:
         scores = [r.score for r in results if not r.failed]
@@ -249,9 +252,7 @@ class SearchLoop:
             self.history[index] = dict(self._record(record['arch'], result), round=record['round'])
             if not result.failed:
                 self.strategy.revise(record['arch'], result)
-        if dist.is_main_process():
-            atomic_write_text(self.work_dir / CANDIDATES_NAME,
-                              ''.join(jsonl_line(record) for record in self.history))
+        self._rewrite_candidates()
         self._save_checkpoint()
 
     # -- results -------------------------------------------------------------
@@ -300,5 +301,5 @@ def _succeeded(record: dict) -> bool:
 
 
 def _describe_failure(result: Result) -> str:
-    error = result.error or dict(type='NonFiniteScore', message=f'the score is {result.score}')
+    error = result.failure_reason
     return f"{error['type']}: {error['message']}"

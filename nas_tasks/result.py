@@ -25,6 +25,13 @@ class Result:
     def failed(self) -> bool:
         return self.error is not None or not math.isfinite(self.score)
 
+    @property
+    def failure_reason(self) -> dict[str, str] | None:
+        """What made this result a failure: the recorded error, or the non-finite score."""
+        if not self.failed:
+            return None
+        return self.error or dict(type='NonFiniteScore', message=f'the score is {self.score}')
+
     @classmethod
     def failure(cls, error: BaseException | dict, costs: dict | None = None) -> 'Result':
         """The result of an evaluation that raised ``error`` (or an error record)."""
