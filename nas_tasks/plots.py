@@ -77,12 +77,8 @@ def plot_controller_rewards(history: Sequence[Sequence], path: str | Path,
     as ``ReinforceController.history``; a missing baseline or a step without a
     usable reward (NaN) leaves a gap.
     """
-    steps = [entry[0] for entry in history]
-    mean, best, baseline = ([_number(entry[i]) for entry in history] for i in (1, 2, 3))
     figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(steps, best, 's--', label='best in batch')
-    axes.plot(steps, mean, 'o-', label='mean of batch')
-    axes.plot(steps, baseline, '-', color='0.4', label='baseline')
+    _draw_rewards(axes, history)
     axes.set_xlabel('controller step')
     axes.set_ylabel(score_name)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -100,12 +96,7 @@ def plot_staged_controller_rewards(histories: Sequence[Sequence[Sequence]], path
     figure, axes = plt.subplots(figsize=(7, 4))
     offset = 0
     for stage, history in enumerate(histories):
-        steps = [offset + entry[0] for entry in history]
-        mean, best, baseline = ([_number(entry[i]) for entry in history] for i in (1, 2, 3))
-        first = stage == 0  # one legend entry per line kind
-        axes.plot(steps, best, 's--', color='C1', label='best in batch' if first else None)
-        axes.plot(steps, mean, 'o-', color='C0', label='mean of batch' if first else None)
-        axes.plot(steps, baseline, '-', color='0.4', label='baseline' if first else None)
+        _draw_rewards(axes, history, offset, labelled=stage == 0)  # one legend entry per line kind
         if stage:
             axes.axvline(offset - 0.5, color='k', ls=':', lw=1)
         axes.annotate(f'stage {stage}', (offset, 1.0), xycoords=('data', 'axes fraction'),
@@ -117,6 +108,15 @@ def plot_staged_controller_rewards(histories: Sequence[Sequence[Sequence]], path
     axes.grid(alpha=0.3)
     axes.legend(loc='lower right')
     _save_atomically(figure, Path(path))
+
+
+def _draw_rewards(axes, history: Sequence[Sequence], offset: int = 0, labelled: bool = True) -> None:
+    """The batch best, batch mean and baseline of a controller history, steps shifted by ``offset``."""
+    steps = [offset + entry[0] for entry in history]
+    mean, best, baseline = ([_number(entry[i]) for entry in history] for i in (1, 2, 3))
+    axes.plot(steps, best, 's--', color='C0', label='best in batch' if labelled else None)
+    axes.plot(steps, mean, 'o-', color='C1', label='mean of batch' if labelled else None)
+    axes.plot(steps, baseline, '-', color='0.4', label='baseline' if labelled else None)
 
 
 def _finite(score) -> bool:
