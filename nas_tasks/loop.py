@@ -154,7 +154,7 @@ class SearchLoop:
         # Estimators that train while searching (ENAS, AutoGAN) train on the
         # strategy's current distribution; a no-op for the others.
         self.estimator.train_during_search(
-            self.round, lambda: dist.broadcast_object(self.strategy.sample_for_training()))
+            self.strategy.position(self.round), lambda: dist.broadcast_object(self.strategy.sample_for_training()))
         archs = dist.broadcast_object(self.strategy.ask(self.candidates_per_round))
         if not archs:
             raise NasError(f'the strategy {type(self.strategy).__name__} proposed no candidate in '

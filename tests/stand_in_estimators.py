@@ -83,11 +83,11 @@ class DriftingSharedEstimator(Estimator):
         self.weights = {}  # 'decision=option' -> float
         self.generator = torch.Generator().manual_seed(seed)
 
-    def train_during_search(self, round_index, sample_arch):
+    def train_during_search(self, position, sample_arch):
         import torch
         for _ in range(self.steps_per_round):
             arch = sample_arch()
-            self.trained_on.append((round_index, key(arch)))
+            self.trained_on.append((position.round, key(arch)))
             for decision, option in arch.items():
                 name = f'{decision}={option}'
                 step = 0.1 if option == 'a' else float(torch.rand((), generator=self.generator)) * 0.05

@@ -13,6 +13,7 @@ from gan.toy_data import make_cifar10
 from nas_tasks.loop import SearchLoop
 from nas_tasks.registry import ESTIMATORS
 from nas_tasks.strategies import MultiLevelSearch
+from nas_tasks.strategies.base import SearchPosition
 
 SPACE = AutoGANSpace()
 GAN = dict(gf_dim=8, df_dim=8, latent_dim=8, gen_batch_size=4, dis_batch_size=2)
@@ -70,11 +71,16 @@ def sampler(round_index, drawn=None):
     return sample_arch
 
 
+def at(round_index):
+    """The position of a round of a search without stages."""
+    return SearchPosition(round_index, 0, round_index)
+
+
 def run_rounds(estimator, rounds, archs):
     """Train every round of ``rounds``; return the rewards of ``archs`` after each."""
     rewards = []
     for round_index in rounds:
-        estimator.train_during_search(round_index, sampler(round_index))
+        estimator.train_during_search(at(round_index), sampler(round_index))
         rewards.append([result.score for result in estimator.evaluate(archs)])
     return rewards
 
@@ -100,7 +106,7 @@ def test_trains_only_at_the_first_round_of_each_iteration_on_drawn_archs():
     drawn = []
     for round_index in range(6):
         before = d_params(estimator)  # D trains at every D step, G at every n_critic-th
-        estimator.train_during_search(round_index, sampler(round_index, drawn))
+        estimator.train_during_search(at(round_index), sampler(round_index, drawn))
         changed = any(not torch.equal(a, b) for a, b in zip(before, d_params(estimator)))
         assert changed == (round_index in (0, 3))
     assert [round_index for round_index, _ in drawn] == [0, 0, 3, 3]  # one arch per D step
@@ -109,7 +115,7 @@ def test_trains_only_at_the_first_round_of_each_iteration_on_drawn_archs():
 
 def test_reward_differs_between_archs_and_is_deterministic():
     estimator = make_estimator()
-    estimator.train_during_search(0, sampler(0))
+    estimator.train_during_search(at(0), sampler(0))
     archs = [SPACE.sample(random.Random(seed)) for seed in range(4)]
     first = estimator.evaluate(archs)
     again = estimator.evaluate(archs)
@@ -122,11 +128,11 @@ def test_reward_differs_between_archs_and_is_deterministic():
 def test_a_collapse_resets_the_gan_at_the_next_iteration():
     # A window of one loss has zero variance: the reset fires at the first G step.
     estimator = make_estimator(reset_window=1)
-    estimator.train_during_search(0, sampler(0))
+    estimator.train_during_search(at(0), sampler(0))
     assert estimator.reset_pending and estimator.trainer.d_step == 1
-    estimator.train_during_search(1, sampler(1))  # the iteration's controller steps: no reset yet
+    estimator.train_during_search(at(1), sampler(1))  # the iteration's controller steps: no reset yet
     assert estimator.reset_rounds == [] and estimator.trainer.reset_log == []
-    estimator.train_during_search(3, sampler(3))
+    estimator.train_during_search(at(3), sampler(3))
     assert estimator.reset_rounds == [3] and estimator.trainer.reset_log == [1]
     assert estimator.state_dict()['reset_rounds'] == [3]
 

@@ -290,8 +290,10 @@ class StandIn(Estimator):
         self.kill_at = kill_at
         self.calls = 0
         self.trained_on = []
+        self.positions = []
 
-    def train_during_search(self, round_index, sample_arch):
+    def train_during_search(self, position, sample_arch):
+        self.positions.append(position)
         self.trained_on.append([sample_arch(), sample_arch()])
 
     def evaluate(self, archs):
@@ -324,6 +326,20 @@ def test_resume_after_a_kill_through_the_loop_ends_like_an_uninterrupted_run(tmp
     stages = [[make_space().stage_of(arch) for arch in pair] for pair in straight.trained_on]
     assert stages[0] == [0, 0] and stages[-1] == [2, 2] and stages == sorted(stages)
     assert (tmp_path / 'straight' / 'plots' / 'controller_rewards.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_the_loop_tells_the_estimator_each_rounds_stage_and_step(tmp_path):
+    """Steps restart with every stage and a grow round is no step, so an
+    estimator can train at the start of each stage's iterations (AutoGAN)."""
+    estimator = StandIn()
+    loop = make_loop(tmp_path, estimator)
+    loop.run()
+    steps = loop.strategy.stage_steps
+    expected = []
+    for stage, count in enumerate(steps):
+        expected += [(stage, step) for step in range(count)] + [(stage, None)]
+    assert [(p.stage, p.step) for p in estimator.positions] == expected
+    assert [p.round for p in estimator.positions] == list(range(len(expected)))
 
 
 def test_the_loop_never_returns_a_prefix_even_when_one_scores_best(tmp_path):

@@ -1,20 +1,19 @@
 """The AutoGAN search's estimator: a shared GAN trained while the controller searches.
 
-Each *search iteration* is ``rounds_per_iteration`` rounds of the search loop
-(controller steps; 30 in the official search). Its first round trains the
-shared GAN for ``shared_d_steps`` D steps (the official 15 epochs), one
-architecture drawn by ``sample_arch()`` per minibatch, on real images at the
-drawn architecture's stage resolution (8, 16 or 32 px). The reward of an
+Each *search iteration* is ``rounds_per_iteration`` controller steps (30 in
+the official search) of a stage. Before its first step the shared GAN trains
+for ``shared_d_steps`` D steps (the official 15 epochs), one architecture
+drawn by ``sample_arch()`` per minibatch, on real images at the drawn
+architecture's stage resolution (8, 16 or 32 px). The round that grows a
+multi-level search to its next stage is no controller step and trains
+nothing, so, as in the official search, a new stage's first iteration trains
+its new cell before the controller's first step. The reward of an
 architecture is the Inception Score of the shared generator on that path.
 
 When the dynamic reset fires, the rest of the iteration's training is skipped,
 the controller steps of the iteration still run on the collapsed GAN, and G, D
 and their optimisers are re-created afterwards, at the start of the next
 iteration (reference sheet 2.5), before it trains.
-
-Known limit: iterations are counted in loop rounds, and a ``MultiLevelSearch``
-adds one grow round per stage, so after a grow round iterations start one round
-later than in the official search (which grows between iterations).
 """
 from __future__ import annotations
 
@@ -36,6 +35,7 @@ from nas_tasks.registry import ESTIMATORS
 from nas_tasks.result import Result
 from nas_tasks.seeding import seed_for
 from nas_tasks.space import Arch
+from nas_tasks.strategies.base import SearchPosition
 
 GENERATOR_FILE = 'best_generator.pth'
 
@@ -135,12 +135,13 @@ class AutoGANEstimator(Estimator):
 
     # -- training ---------------------------------------------------------------------
 
-    def train_during_search(self, round_index: int, sample_arch: Callable[[], Arch]) -> None:
-        if round_index % self.rounds_per_iteration:
+    def train_during_search(self, position: SearchPosition, sample_arch: Callable[[], Arch]) -> None:
+        if position.step is None or position.step % self.rounds_per_iteration:
             return
+        round_index = position.round
         if self.reset_pending:
             self._reset(round_index)
-        iteration = round_index // self.rounds_per_iteration
+        iteration = f'{position.stage}-{position.step // self.rounds_per_iteration}'
         report = self.trainer.train_steps(self.shared_d_steps, self._real_batches(iteration),
                                           sample_arch)
         if report.reset_needed:
@@ -150,7 +151,7 @@ class AutoGANEstimator(Estimator):
             self.logger.info(f'round {round_index}: the shared GAN collapsed after '
                              f'{report.d_steps} D steps; it is reset at the next iteration')
 
-    def _real_batches(self, iteration: int) -> Iterator[torch.Tensor]:
+    def _real_batches(self, iteration: str) -> Iterator[torch.Tensor]:
         """Batches at the resolution of the arch drawn for each step."""
         batches_by_size: dict[int, Iterator[torch.Tensor]] = {}
         batch_size = self.trainer.settings.dis_batch_size

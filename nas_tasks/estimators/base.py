@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nas_tasks.result import Result
+from nas_tasks.strategies.base import SearchPosition
 
 Arch = dict[str, Any]
 
@@ -35,13 +36,15 @@ class Estimator:
     def train_shared(self, work_dir: Path, resume: bool) -> None:
         """Train shared weights under ``work_dir``, or load them if already trained."""
 
-    def train_during_search(self, round_index: int, sample_arch: Callable[[], Arch]) -> None:
-        """Train shared weights at the start of round ``round_index`` (0-based).
+    def train_during_search(self, position: SearchPosition, sample_arch: Callable[[], Arch]) -> None:
+        """Train shared weights at the start of a round, whose place in the
+        strategy's schedule is ``position`` (loop round, stage, policy step).
 
         ``sample_arch()`` draws an architecture from the strategy's current
         distribution (e.g. one per minibatch), the same on every rank. The
         estimator decides how much to train in which rounds (AutoGAN: its
-        shared-GAN epochs once per search iteration of many controller steps).
+        shared-GAN epochs before every 30th controller step of a stage, not in the
+        rounds that grow the search to the next stage).
         """
 
     def evaluate(self, archs: list[Arch]) -> list[Result]:

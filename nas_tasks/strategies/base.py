@@ -9,7 +9,7 @@ uninterrupted one would have.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from ..constraints import ResourceConstraint
 from ..errors import NasError
@@ -23,6 +23,18 @@ def rank_key(score: float, order: int) -> tuple[float, int]:
     A non-finite score (a failed evaluation) ranks last instead of breaking the sort.
     """
     return (-ranking_score(score), order)
+
+
+class SearchPosition(NamedTuple):
+    """Where a round of the search loop stands in the strategy's schedule.
+
+    Estimators that train while the search runs (AutoGAN) time their training
+    by it rather than by the loop round, because a staged search spends rounds
+    that are no policy step (growing to the next stage).
+    """
+    round: int  # the loop's round, 0-based
+    stage: int  # the stage being searched; 0 for a search without stages
+    step: int | None  # the policy step within the stage; None in a round that is none
 
 
 class Strategy:
@@ -91,6 +103,11 @@ class Strategy:
         proposing it, so it never counts as a candidate. Uniform by default;
         a controller samples from its policy."""
         return self.space.sample(self.rng)
+
+    def position(self, round_index: int) -> SearchPosition:
+        """Where loop round ``round_index`` stands: by default every round is
+        one step of a single stage."""
+        return SearchPosition(round_index, 0, round_index)
 
     def is_final(self, arch: Arch) -> bool:
         """Whether ``arch`` is a whole candidate that may be the search's result.

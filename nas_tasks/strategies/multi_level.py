@@ -12,7 +12,7 @@ from ..plots import plot_staged_controller_rewards
 from ..registry import STRATEGIES
 from ..result import Result
 from ..space import Arch, StagedSpace
-from .base import Strategy, check_int, rank_key
+from .base import SearchPosition, Strategy, check_int, rank_key
 from .reinforce import ReinforceController
 
 # Settings of the stage controllers that the search sets itself.
@@ -139,6 +139,11 @@ class MultiLevelSearch(Strategy):
     def is_final(self, arch: Arch) -> bool:
         """Only whole architectures: the earlier stages' prefixes are no result."""
         return self.space.is_complete(arch)
+
+    def position(self, round_index: int) -> SearchPosition:
+        """The stage and its controller's step; a grow round is no step."""
+        step = None if self.controller.done else self.controller.step
+        return SearchPosition(round_index, self.stage, step)
 
     def sample_for_training(self) -> Arch:
         """A kept prefix and the current controller's decisions after it, not proposed."""

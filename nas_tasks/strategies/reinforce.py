@@ -15,7 +15,7 @@ from ..plots import plot_controller_rewards
 from ..registry import STRATEGIES
 from ..result import Result
 from ..space import Arch, CategoricalSpace
-from .base import Strategy, check_int, check_prob
+from .base import SearchPosition, Strategy, check_int, check_prob
 
 
 class _LSTMController(nn.Module):
@@ -237,6 +237,10 @@ class ReinforceController(Strategy):
         with torch.no_grad():
             indices, _, _ = self.controller(count, choose, self._allowed_mask, self._num_fixed)
         return [self._to_arch(row) for row in indices.tolist()]
+
+    def position(self, round_index: int) -> SearchPosition:
+        """Round ``round_index`` is controller update :attr:`step`."""
+        return SearchPosition(round_index, 0, self.step)
 
     def sample_for_training(self) -> Arch:
         """One architecture from the controller's policy (masked as in :meth:`ask`), not proposed."""
