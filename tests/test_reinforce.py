@@ -159,6 +159,68 @@ def test_entropy_bonus_keeps_exploring():
     assert runs['reward'] < 0.5 * max_entropy
 
 
+# -- AutoGAN's update (reference sheet 2.4): entropy in the reward, baseline reset --
+
+def parameters(controller):
+    return [p.detach().clone() for p in controller.controller.parameters()]
+
+
+def changed(before, controller):
+    return any(not torch.equal(a, b) for a, b in zip(before, parameters(controller)))
+
+
+def test_entropy_in_the_reward_is_what_the_history_and_baseline_see():
+    space = make_space()
+    controller = small(space, batch_size=4, entropy_in_reward=True, entropy_weight=0.5,
+                       betas=(0.0, 0.9))
+    assert controller.optimizer.param_groups[0]['betas'] == (0.0, 0.9)
+    archs = controller.ask()
+    with torch.no_grad():
+        entropy = controller.log_prob_and_entropy(archs)[1]
+    scores = [first_option_count(space, arch) for arch in archs]
+    rewards = [s + 0.5 * float(h) for s, h in zip(scores, entropy)]
+    assert min(entropy) > 0
+    controller.tell(archs, [Result(s) for s in scores])
+    _, mean, best, baseline = controller.history[0]
+    assert mean == pytest.approx(sum(rewards) / 4) and best == pytest.approx(max(rewards))
+    assert baseline == pytest.approx(mean)  # the first batch's mean, as always
+
+
+def test_the_official_non_detached_entropy_lowers_the_entropy():
+    """At the first step the advantage is 0 (baseline = reward): a detached
+    entropy leaves the controller as it was; the official, non-detached one
+    still moves it, towards *less* entropy, since its gradient is weighted by -log p > 0."""
+    space = make_space()
+    probe = all_archs(space)[:40]
+    outcome = {}
+    for detach in (True, False):
+        controller = small(space, batch_size=1, entropy_in_reward=True, entropy_weight=1.0,
+                           detach_entropy=detach, lr=0.01)
+        before, entropy_before = parameters(controller), mean_entropy(controller, probe)
+        archs = controller.ask()
+        controller.tell(archs, [Result(3.0)])
+        outcome[detach] = (changed(before, controller), mean_entropy(controller, probe) - entropy_before)
+    assert outcome[True] == (False, 0.0)
+    assert outcome[False][0] and outcome[False][1] < 0
+
+
+def test_baseline_reset_makes_each_iterations_first_update_a_no_op():
+    space = make_space()
+    # Adam with beta1 = 0 (AutoGAN's) has no momentum to move on a zero gradient.
+    controller = small(space, batch_size=1, entropy_weight=0.0, baseline_reset_steps=2,
+                       betas=(0.0, 0.9))
+    updated = []
+    for step in range(4):
+        before = parameters(controller)
+        archs = controller.ask()
+        controller.tell(archs, [Result(first_option_count(space, archs[0]) + step)])
+        updated.append(changed(before, controller))
+    assert updated == [False, True, False, True]
+    # After a reset the baseline restarts from that step's reward.
+    rewards = [entry[1] for entry in controller.history]
+    assert controller.history[2][3] == pytest.approx(rewards[2])
+
+
 @pytest.mark.parametrize('ppo_clip', [None, 0.2])
 def test_resume_matches_an_uninterrupted_run(ppo_clip):
     space = make_space()
@@ -239,6 +301,10 @@ def test_impossible_constraint_raises():
     (dict(ppo_epochs=4), 'ppo_epochs=4 needs ppo_clip'),
     (dict(allow_repeats=1), 'allow_repeats must be True or False'),
     (dict(seed=-1), 'seed must be an int >= 0'),
+    (dict(entropy_in_reward='yes'), 'entropy_in_reward must be True or False'),
+    (dict(detach_entropy=None), 'detach_entropy must be True or False'),
+    (dict(baseline_reset_steps=0), 'baseline_reset_steps must be an int >= 1'),
+    (dict(betas=(0.0, 1.0)), r'betas must be two numbers in \[0, 1\)'),
 ])
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(NasError, match=message):

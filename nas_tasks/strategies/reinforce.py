@@ -94,6 +94,16 @@ class ReinforceController(Strategy):
     failed evaluation) are left out of the update. Done after ``num_steps``
     updates, or when ``allow_repeats=False`` and the space is exhausted.
 
+    AutoGAN's update differs in three ways, each an option:
+    ``entropy_in_reward=True`` adds ``entropy_weight * entropy`` to each
+    arch's reward (then baselined like the score) instead of a bonus in the
+    loss; ``detach_entropy=False`` keeps that entropy's gradient in the
+    policy loss, as the official code does (it then *lowers* the entropy,
+    since the term is weighted by ``-log p > 0``); ``baseline_reset_steps=N``
+    forgets the baseline every N updates (the official code starts each
+    search iteration of 30 steps without one, so that step's first update
+    has advantage 0). ``betas`` are Adam's (AutoGAN: (0, 0.9)).
+
     ``ask(n)`` ignores ``n``: each call samples a new batch of ``batch_size``
     architectures (fewer once the space runs out), all satisfying the
     constraint. With ``allow_repeats=False`` they are also new: a sample
@@ -136,6 +146,8 @@ class ReinforceController(Strategy):
                  entropy_weight: float = 1e-4, grad_clip: float | None = 5.0,
                  temperature: float | None = None, tanh_constant: float | None = None,
                  ppo_clip: float | None = None, ppo_epochs: int = 1, allow_repeats: bool = False,
+                 betas: tuple[float, float] = (0.9, 0.999), entropy_in_reward: bool = False,
+                 detach_entropy: bool = True, baseline_reset_steps: int | None = None,
                  seed: int = 0, constraint: Callable[[Arch], bool] | None = None,
                  max_sample_tries: int = 1000):
         super().__init__(space, seed, constraint, max_sample_tries)
@@ -156,8 +168,15 @@ class ReinforceController(Strategy):
         if ppo_epochs > 1 and ppo_clip is None:
             raise NasError(f'ppo_epochs={ppo_epochs} needs ppo_clip: plain REINFORCE makes one '
                            'update per batch, as later passes would be off-policy')
-        if not isinstance(allow_repeats, bool):
-            raise NasError(f'allow_repeats must be True or False, got {allow_repeats!r}')
+        for name, flag in (('allow_repeats', allow_repeats), ('entropy_in_reward', entropy_in_reward),
+                           ('detach_entropy', detach_entropy)):
+            if not isinstance(flag, bool):
+                raise NasError(f'{name} must be True or False, got {flag!r}')
+        if baseline_reset_steps is not None:
+            check_int('baseline_reset_steps', baseline_reset_steps, minimum=1)
+        if (not isinstance(betas, (list, tuple)) or len(betas) != 2
+                or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+            raise NasError(f'betas must be two numbers in [0, 1), got {betas!r}')
         self.num_steps = num_steps
         self.batch_size = batch_size
         self.baseline_decay = baseline_decay
@@ -166,6 +185,9 @@ class ReinforceController(Strategy):
         self.ppo_clip = ppo_clip
         self.ppo_epochs = ppo_epochs
         self.allow_repeats = allow_repeats
+        self.entropy_in_reward = entropy_in_reward
+        self.detach_entropy = detach_entropy
+        self.baseline_reset_steps = baseline_reset_steps
         self.generator = torch.Generator().manual_seed(seed)
         self._options = [space.options(key) for key in space.keys]
         # Keyed on the type too: 1, 1.0 and True are distinct options.
@@ -177,7 +199,7 @@ class ReinforceController(Strategy):
         with torch.no_grad():
             for param in self.controller.parameters():  # ENAS's initialisation
                 param.uniform_(-0.1, 0.1, generator=self.generator)
-        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr, betas=tuple(betas))
         self.step = 0  # controller updates made
         self.baseline: float | None = None
         self.history: list[tuple[int, float, float, float | None]] = []
@@ -328,27 +350,41 @@ class ReinforceController(Strategy):
         super().tell(archs, results)
         if not archs:
             return
-        rewards = [float(result.score) for result in results]
+        scores = [float(result.score) for result in results]
         old_log_prob = [self._proposal_log_probs.pop(self.space.canonical(arch), math.nan) for arch in archs]
-        usable = [i for i, reward in enumerate(rewards) if math.isfinite(reward)]
+        usable = [i for i, score in enumerate(scores) if math.isfinite(score)]
+        if self.baseline_reset_steps and self.step % self.baseline_reset_steps == 0:
+            self.baseline = None
         mean = best = math.nan
         if usable:
-            rewards = [rewards[i] for i in usable]
+            archs = [archs[i] for i in usable]
+            rewards = self._rewards(archs, [scores[i] for i in usable])
             mean, best = sum(rewards) / len(rewards), max(rewards)
             if self.baseline is None:
                 self.baseline = mean
             advantages = torch.tensor([reward - self.baseline for reward in rewards])
             self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean
-            self._update([archs[i] for i in usable], advantages,
-                         torch.tensor([old_log_prob[i] for i in usable]))
+            self._update(archs, advantages, torch.tensor([old_log_prob[i] for i in usable]))
         self.history.append((self.step, mean, best, self.baseline))
         self.step += 1
+
+    def _rewards(self, archs: list[Arch], scores: list[float]) -> list[float]:
+        """The scores, plus ``entropy_weight`` times each arch's entropy with ``entropy_in_reward``."""
+        if not self.entropy_in_reward:
+            return scores
+        with torch.no_grad():
+            _, entropy = self.log_prob_and_entropy(archs)
+        return [score + self.entropy_weight * float(h) for score, h in zip(scores, entropy)]
 
     def _update(self, archs: list[Arch], advantages: torch.Tensor, old_log_prob: torch.Tensor) -> None:
         """One REINFORCE step, or ``ppo_epochs`` PPO steps; ``old_log_prob`` is NaN
         where no p_old was recorded (an arch told twice), which then counts as on-policy."""
         for epoch in range(self.ppo_epochs):
             log_prob, entropy = self.log_prob_and_entropy(archs)
+            if self.entropy_in_reward and not self.detach_entropy:
+                # The official quirk: the reward's entropy term keeps its gradient
+                # (its value, already in the advantages, is unchanged).
+                advantages = advantages.detach() + self.entropy_weight * (entropy - entropy.detach())
             if self.ppo_clip is None:
                 objective = advantages * log_prob
             else:
@@ -357,7 +393,8 @@ class ReinforceController(Strategy):
                 ratio = torch.exp(log_prob - old_log_prob)
                 clipped = ratio.clamp(1 - self.ppo_clip, 1 + self.ppo_clip)
                 objective = torch.minimum(ratio * advantages, clipped * advantages)
-            loss = -objective.mean() - self.entropy_weight * entropy.mean()
+            bonus = 0.0 if self.entropy_in_reward else self.entropy_weight * entropy.mean()
+            loss = -objective.mean() - bonus
             self.optimizer.zero_grad()
             loss.backward()
             if self.grad_clip is not None:
