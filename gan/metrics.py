@@ -111,7 +111,7 @@ class ToyClassifierExtractor(FeatureExtractorBase):
         return False
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.classifier(x.float() / 127.5 - 1)
+        return self.classifier(dequantise(x))
 
 
 # --- feeding the extractor ---
@@ -119,6 +119,11 @@ class ToyClassifierExtractor(FeatureExtractorBase):
 def quantise(images: torch.Tensor) -> torch.Tensor:
     """Generator output in [-1, 1] to uint8 as the official code does: truncating, not rounding."""
     return (images * 127.5 + 127.5).clamp(0, 255).to(torch.uint8)
+
+
+def dequantise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images to floats in [-1, 1]: what the toy classifier sees, in training as in IS."""
+    return images.float() / 127.5 - 1
 
 
 def generated_batches(sample: Sampler, num_images: int, batch_size: int) -> Iterator[torch.Tensor]:
@@ -131,14 +136,21 @@ def generated_batches(sample: Sampler, num_images: int, batch_size: int) -> Iter
 def extract_features(extractor: FeatureExtractorBase, batches: Iterable[torch.Tensor],
                      metric: str) -> torch.Tensor:
     """The ``metric``'s ('isc' or 'fid') layer for all uint8 ``batches``, on the CPU."""
-    layer = extractor.get_default_feature_layer_for_metric(metric)
+    return extract_layers(extractor, batches, (metric,))[metric]
+
+
+def extract_layers(extractor: FeatureExtractorBase, batches: Iterable[torch.Tensor],
+                   metrics: tuple[str, ...] = ('isc', 'fid')) -> dict[str, torch.Tensor]:
+    """The layer of each of ``metrics`` for all uint8 ``batches``, from one pass, on the CPU."""
+    layers = {metric: extractor.get_default_feature_layer_for_metric(metric) for metric in metrics}
     device = next(extractor.parameters(), torch.empty(0)).device
-    parts = []
+    parts: dict[str, list[torch.Tensor]] = {metric: [] for metric in metrics}
     with torch.no_grad():
         for batch in batches:
             features = extractor.convert_features_tuple_to_dict(extractor(batch.to(device)))
-            parts.append(features[layer].cpu())
-    return torch.cat(parts)
+            for metric, layer in layers.items():
+                parts[metric].append(features[layer].cpu())
+    return {metric: torch.cat(tensors) for metric, tensors in parts.items()}
 
 
 # --- Inception Score ---
@@ -158,7 +170,10 @@ class InceptionScore:
 
     def of_batches(self, batches: Iterable[torch.Tensor]) -> tuple[float, float]:
         """IS of given uint8 images, e.g. real ones."""
-        logits = extract_features(self.extractor, batches, 'isc')
+        return self.of_features(extract_features(self.extractor, batches, 'isc'))
+
+    def of_features(self, logits: torch.Tensor) -> tuple[float, float]:
+        """IS of images whose IS-layer features (logits) are given."""
         # The official code splits in order, without shuffling.
         score = isc_features_to_metric(logits, splits=self.splits, shuffle=False)
         return score[KEY_METRIC_ISC_MEAN], score[KEY_METRIC_ISC_STD]
@@ -227,8 +242,12 @@ class FrechetInceptionDistance:
 
     def of_batches(self, batches: Iterable[torch.Tensor]) -> float:
         """FID of given uint8 images against the real statistics."""
+        return self.of_features(extract_features(self.extractor, batches, 'fid'))
+
+    def of_features(self, features: torch.Tensor) -> float:
+        """FID of images whose FID-layer features are given, against the real statistics."""
         real = self.real_statistics()
-        fake = statistics_of(extract_features(self.extractor, batches, 'fid'))
+        fake = statistics_of(features)
         if real['mu'].shape != fake['mu'].shape:
             raise NasError(f'FID statistics {self.stats_path} have {real["mu"].shape[0]} '
                            f'features, the extractor gives {fake["mu"].shape[0]}')

@@ -105,3 +105,18 @@ def randomize_batch_norms(model, seed):
             module.bias.data = 0.1 * torch.randn(size, generator=generator)
             module.running_mean = 0.1 * torch.randn(size, generator=generator)
             module.running_var = 0.5 + torch.rand(size, generator=generator)
+
+
+@pytest.fixture(scope='session')
+def toy_cifar10(tmp_path_factory) -> Path:
+    """The toy CIFAR-10 at its default size (100 train, 20 test images per class) with the
+    toy IS classifier trained on it, shared by the session.
+
+    Returns the data root, which holds ``cifar-10-batches-py/`` and ``toy_classifier.pth``
+    (weights for ``dict(type='ToyClassifier', weights_path=root / 'toy_classifier.pth')``).
+    """
+    from gan.toy_classifier import train_toy_classifier
+    from gan.toy_data import make_cifar10
+    root = make_cifar10(tmp_path_factory.mktemp('toy_cifar10'), seed=0)
+    train_toy_classifier(root)
+    return root
