@@ -24,13 +24,16 @@ from tqdm import tqdm
 from nas_tasks import dist
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Estimator
-from nas_tasks.io import append_jsonl, atomic_write_text, jsonl_line
+from nas_tasks.io import append_jsonl, atomic_write_json, atomic_write_text, jsonl_line
 from nas_tasks.plots import plot_score_against_cost, plot_score_per_round
 from nas_tasks.result import Result, ranking_score
 from nas_tasks.space import CategoricalSpace
 from nas_tasks.strategies.base import Strategy
-from nas_tasks.workdir import (BEST_ARCH_NAME, CANDIDATES_NAME, CHECKPOINT_NAME, SearchWorkDir,
+from nas_tasks.workdir import (BEST_ARCH_NAME, CANDIDATES_NAME, CHECKPOINT_NAME, TOP_CANDIDATES_NAME,
+                               SearchWorkDir,
                                check_state_keys)
+
+TOP_COUNT = 10  # whole candidates in top_candidates.json, unless the strategy ranks its own
 
 __all__ = ['SearchLoop', 'BEST_ARCH_NAME', 'CANDIDATES_NAME', 'CHECKPOINT_NAME']
 
@@ -47,8 +50,9 @@ class SearchLoop:
     Work directory contents: ``search_state.pth`` (checkpoint after every
     round) and ``search_state.prev.pth`` (the round before), ``candidates.jsonl``
     (one line per evaluated candidate, failures included), ``plots/*.png``
-    and, at the end, ``best_arch.json`` plus whatever the estimator exports
-    (e.g. the subnet weights).
+    and, at the end, ``best_arch.json``, ``top_candidates.json`` (the best
+    whole candidates, best first) and whatever the estimator exports (e.g.
+    the subnet weights).
     """
 
     def __init__(self, space: CategoricalSpace, strategy: Strategy, estimator: Estimator,
@@ -264,7 +268,15 @@ class SearchLoop:
         return [record for record in self.history if self.strategy.is_final(record['arch'])]
 
     def best_record(self) -> dict:
-        """Highest score of a whole candidate; the earliest on ties. Failures rank last."""
+        """Highest score of a whole candidate; the earliest on ties. Failures rank last.
+
+        A strategy that ranks its result itself (:meth:`Strategy.final_candidates`)
+        decides: its best's latest record.
+        """
+        ranked = self.strategy.final_candidates()
+        if ranked:
+            best = self.space.canonical(ranked[0][0])
+            return [r for r in self.history if self.space.canonical(r['arch']) == best][-1]
         finals = self._final_records()
         if not finals:
             raise NasError('the search evaluated no whole candidate; check the strategy settings')
@@ -275,12 +287,20 @@ class SearchLoop:
 
     def _plot(self) -> None:
         plots = self.files.plots_dir
-        plot_score_per_round(self.history, plots / 'score_per_round.png', self.score_name)
+        marks = self.estimator.plot_marks()
+        plot_score_per_round(self.history, plots / 'score_per_round.png', self.score_name,
+                             [(label, position.round) for label, position in marks])
         plot_score_against_cost(self.history, 'flops', plots / 'score_vs_flops.png', self.score_name)
-        # Components may add plots of their own (e.g. a controller's reward and baseline).
-        for component in (self.strategy, self.estimator):
-            if hasattr(component, 'save_plots'):
-                component.save_plots(plots, self.score_name)
+        # The strategy may add plots of its own (e.g. a controller's reward and baseline).
+        self.strategy.save_plots(plots, self.score_name, marks)
+
+    def _save_top_candidates(self) -> None:
+        """The strategy's ranking of its result, or the best whole candidates evaluated."""
+        ranked = self.strategy.final_candidates()
+        if ranked is None:
+            ranked = [(r['arch'], r['score']) for r in _top_records(self._final_records(), TOP_COUNT)]
+        atomic_write_json(self.work_dir / TOP_CANDIDATES_NAME,
+                          [dict(arch=arch, score=score) for arch, score in ranked])
 
     def _finish(self) -> dict:
         best = self.best_record()
@@ -289,11 +309,21 @@ class SearchLoop:
             # bbox_mAP) must not replace the unrounded score that ranked the search.
             metrics = {**best['metrics'], **best['costs'], self.score_name: best['score']}
             self.space.save_arch(self.work_dir / BEST_ARCH_NAME, best["arch"], metrics)
+            self._save_top_candidates()
             self.estimator.export(best['arch'], self.work_dir)
             self._plot()
         self.finished = True
         self._save_checkpoint()
         return best
+
+
+def _top_records(records: list[dict], count: int) -> list[dict]:
+    """The ``count`` best successful records of distinct archs (an arch's latest), best first."""
+    latest = {}
+    for record in records:
+        if _succeeded(record):
+            latest[jsonl_line(record['arch'])] = record
+    return sorted(latest.values(), key=lambda r: -ranking_score(r['score']))[:count]
 
 
 def _succeeded(record: dict) -> bool:

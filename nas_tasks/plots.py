@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 import numpy as np
@@ -23,8 +23,10 @@ def _save_atomically(figure, path: Path, tight: bool = True) -> None:
         plt.close(figure)
 
 
-def plot_score_per_round(history: list[dict], path: Path, score_name: str = 'score') -> None:
-    """Best-so-far, round best and round mean score per round.
+def plot_score_per_round(history: list[dict], path: Path, score_name: str = 'score',
+                         marks: Sequence[tuple[str, float]] = ()) -> None:
+    """Best-so-far, round best and round mean score per round; ``marks``
+    (label, round) as vertical lines.
 
     Failed candidates (non-finite scores) are left out, as they rank below
     every finite score; a round in which all failed leaves a gap.
@@ -39,6 +41,7 @@ def plot_score_per_round(history: list[dict], path: Path, score_name: str = 'sco
     axes.plot(rounds, best_so_far, 'o-', label='best so far')
     axes.plot(rounds, round_best, 's--', label='best in round')
     axes.plot(rounds, round_mean, '^:', label='mean in round')
+    _draw_marks(axes, marks)
     axes.set_xlabel('round')
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(score_name)
@@ -70,15 +73,18 @@ def plot_score_against_cost(history: list[dict], cost: str, path: Path, score_na
 
 
 def plot_controller_rewards(history: Sequence[Sequence], path: str | Path,
-                            score_name: str = 'reward') -> None:
+                            score_name: str = 'reward', marks: Sequence[tuple[str, Any]] = ()) -> None:
     """Reward per controller step: the batch mean, the batch best and the baseline.
 
     ``history`` holds ``(step, mean reward, best reward, baseline)`` entries,
     as ``ReinforceController.history``; a missing baseline or a step without a
-    usable reward (NaN) leaves a gap.
+    usable reward (NaN) leaves a gap. ``marks`` are (label, position) pairs
+    drawn as vertical lines at each position's ``step``.
     """
     figure, axes = plt.subplots(figsize=(6, 4))
     _draw_rewards(axes, history)
+    _draw_marks(axes, [(label, position.step - 0.5) for label, position in marks
+                       if position.step is not None])
     axes.set_xlabel('controller step')
     axes.set_ylabel(score_name)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -88,12 +94,17 @@ def plot_controller_rewards(history: Sequence[Sequence], path: str | Path,
 
 
 def plot_staged_controller_rewards(histories: Sequence[Sequence[Sequence]], path: str | Path,
-                                   score_name: str = 'reward') -> None:
+                                   score_name: str = 'reward',
+                                   marks: Sequence[tuple[str, Any]] = ()) -> None:
     """Reward per controller step of a staged search (one controller per
     stage), on one step axis across the stages, a dotted line where a stage
     begins. ``histories`` holds one ``ReinforceController.history`` per stage
-    (see :func:`plot_controller_rewards` for its entries); NaNs leave gaps."""
+    (see :func:`plot_controller_rewards` for its entries); NaNs leave gaps.
+    ``marks`` are (label, position) pairs, drawn at the position's stage and step."""
     figure, axes = plt.subplots(figsize=(7, 4))
+    offsets = np.cumsum([0] + [len(history) for history in histories])
+    _draw_marks(axes, [(label, offsets[p.stage] + p.step - 0.5) for label, p in marks
+                       if p.step is not None and p.stage < len(histories)])
     offset = 0
     for stage, history in enumerate(histories):
         _draw_rewards(axes, history, offset, labelled=stage == 0)  # one legend entry per line kind
@@ -117,6 +128,14 @@ def _draw_rewards(axes, history: Sequence[Sequence], offset: int = 0, labelled: 
     axes.plot(steps, best, 's--', color='C0', label='best in batch' if labelled else None)
     axes.plot(steps, mean, 'o-', color='C1', label='mean of batch' if labelled else None)
     axes.plot(steps, baseline, '-', color='0.4', label='baseline' if labelled else None)
+
+
+def _draw_marks(axes, marks: Sequence[tuple[str, float]]) -> None:
+    """A red dashed vertical line at each (label, x); one legend entry per label."""
+    labelled = set()
+    for label, x in marks:
+        axes.axvline(x, color='tab:red', ls='--', lw=1, label=None if label in labelled else label)
+        labelled.add(label)
 
 
 def _finite(score) -> bool:

@@ -25,6 +25,7 @@ CHECKPOINT_NAME = 'search_state.pth'
 PREVIOUS_CHECKPOINT_NAME = 'search_state.prev.pth'
 BEST_ARCH_NAME = 'best_arch.json'
 CANDIDATES_NAME = 'candidates.jsonl'
+TOP_CANDIDATES_NAME = 'top_candidates.json'
 LOG_NAME = 'search.log'
 PLOTS_DIR = 'plots'
 

@@ -3,6 +3,7 @@ import io
 import json
 import random
 
+import PIL.Image
 import pytest
 import torch
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
@@ -131,10 +132,11 @@ def test_a_collapse_resets_the_gan_at_the_next_iteration():
     estimator.train_during_search(at(0), sampler(0))
     assert estimator.reset_pending and estimator.trainer.d_step == 1
     estimator.train_during_search(at(1), sampler(1))  # the iteration's controller steps: no reset yet
-    assert estimator.reset_rounds == [] and estimator.trainer.reset_log == []
+    assert estimator.resets == [] and estimator.trainer.reset_log == []
     estimator.train_during_search(at(3), sampler(3))
-    assert estimator.reset_rounds == [3] and estimator.trainer.reset_log == [1]
-    assert estimator.state_dict()['reset_rounds'] == [3]
+    assert estimator.resets == [at(3)] and estimator.trainer.reset_log == [1]
+    assert estimator.state_dict()['resets'] == [[3, 0, 3]]
+    assert estimator.plot_marks() == [('dynamic reset', at(3))]
 
 
 @pytest.mark.parametrize('reset_window', [1, 500])
@@ -149,7 +151,7 @@ def test_resume_from_a_state_dict_equals_an_uninterrupted_run(reset_window):
     rewards += run_rounds(resumed, range(3, 6), archs)
     assert rewards == straight_rewards
     assert all(torch.equal(a, b) for a, b in zip(g_params(resumed), g_params(straight)))
-    assert resumed.reset_rounds == straight.reset_rounds
+    assert resumed.resets == straight.resets
 
 
 def test_real_images_of_a_cifar10_layout(tmp_path):
@@ -175,3 +177,9 @@ def test_multi_level_search_end_to_end(tmp_path):
     generator = AutoGANGenerator(document['arch'], gf_dim=GAN['gf_dim'], latent_dim=GAN['latent_dim'])
     weights = torch.load(tmp_path / 'best_generator.pth', weights_only=True)
     generator.load_state_dict(weights)  # strict: exactly the arch's ops
+    for picture in ('best_samples.png', 'best_generator.png', 'plots/controller_rewards.png'):
+        assert (tmp_path / picture).read_bytes()[:4] == b'\x89PNG'
+    samples = PIL.Image.open(tmp_path / 'best_samples.png')
+    assert samples.size == (8 * 34 + 2, 8 * 34 + 2)  # 64 images of 32 px, 2 px apart
+    top = json.loads((tmp_path / 'top_candidates.json').read_text())
+    assert [entry['arch'] for entry in top] == [best['arch']]  # top_k=1 of the last stage

@@ -24,10 +24,12 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
+from gan.autogan.pictures import draw_generator, save_sample_grid
 from gan.autogan.shared_training import SharedGANSettings, SharedGANTrainer
 from gan.autogan.space import AutoGANSpace
 from gan.metrics import InceptionScore, build_feature_extractor
 from gan.toy_data import ToyCIFAR10
+from nas_tasks import dist
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Estimator
 from nas_tasks.io import atomic_torch_save
@@ -38,6 +40,9 @@ from nas_tasks.space import Arch
 from nas_tasks.strategies.base import SearchPosition
 
 GENERATOR_FILE = 'best_generator.pth'
+SAMPLES_FILE = 'best_samples.png'
+PICTURE_FILE = 'best_generator.png'
+NUM_GRID_SAMPLES = 64
 
 # ``real_data(image_size, batch_size, seed)``: endless real batches in [-1, 1] at that size.
 RealData = Callable[[int, int, int], Iterator[torch.Tensor]]
@@ -107,7 +112,8 @@ class AutoGANEstimator(Estimator):
             callable ``(image_size, batch_size, seed) -> iterator of batches``.
         reward: ``num_images``, ``splits`` and ``batch_size`` of the IS, and the
             ``extractor`` config of ``gan.metrics.GAN_FEATURE_EXTRACTORS``.
-        device: where the GAN and the extractor run.
+        device: where the GAN and the extractor run; by default this process's
+            GPU when there is one, else the CPU.
     """
 
     scores_stay_valid = False
@@ -115,22 +121,25 @@ class AutoGANEstimator(Estimator):
     def __init__(self, space: AutoGANSpace, config=None, seed: int = 0, gan: dict | None = None,
                  rounds_per_iteration: int = 30, shared_d_steps: int = 11730,
                  real_data: dict | RealData | None = None, reward: dict | None = None,
-                 device: str = 'cpu'):
+                 device: str | None = None):
         if real_data is None:
             raise NasError('AutoGANEstimator needs real_data: dict(root=<folder holding '
                            'cifar-10-batches-py>)')
+        device = device or dist.device()
         self.space = space
         self.seed = seed
         self.rounds_per_iteration = rounds_per_iteration
         self.shared_d_steps = shared_d_steps
-        self.real_data = build_real_data(real_data)
-        self.trainer = SharedGANTrainer(gan_settings(gan, seed), space, device)
+        # The extractor first: missing Inception weights stop the search before
+        # anything is read or trained.
         reward = {**DEFAULT_REWARD, **(reward or {})}
         extractor = build_feature_extractor(reward['extractor'], device)
         self.inception_score = InceptionScore(extractor, reward['num_images'],
                                               reward['batch_size'], reward['splits'])
+        self.real_data = build_real_data(real_data)
+        self.trainer = SharedGANTrainer(gan_settings(gan, seed), space, device)
         self.reset_pending = False
-        self.reset_rounds: list[int] = []  # the loop round of every reset, for the plots
+        self.resets: list[SearchPosition] = []  # where every reset happened, for the plots
         self.logger = MMLogger.get_instance('nas_tasks')
 
     # -- training ---------------------------------------------------------------------
@@ -138,9 +147,8 @@ class AutoGANEstimator(Estimator):
     def train_during_search(self, position: SearchPosition, sample_arch: Callable[[], Arch]) -> None:
         if position.step is None or position.step % self.rounds_per_iteration:
             return
-        round_index = position.round
         if self.reset_pending:
-            self._reset(round_index)
+            self._reset(position)
         iteration = f'{position.stage}-{position.step // self.rounds_per_iteration}'
         report = self.trainer.train_steps(self.shared_d_steps, self._real_batches(iteration),
                                           sample_arch)
@@ -148,7 +156,7 @@ class AutoGANEstimator(Estimator):
             # The official search still trains the controller on the collapsed GAN this
             # iteration and re-creates G and D only after that.
             self.reset_pending = True
-            self.logger.info(f'round {round_index}: the shared GAN collapsed after '
+            self.logger.info(f'round {position.round}: the shared GAN collapsed after '
                              f'{report.d_steps} D steps; it is reset at the next iteration')
 
     def _real_batches(self, iteration: str) -> Iterator[torch.Tensor]:
@@ -162,11 +170,15 @@ class AutoGANEstimator(Estimator):
                     size, batch_size, seed_for(self.seed, f'real-data-{iteration}-{size}'))
             yield next(batches_by_size[size])
 
-    def _reset(self, round_index: int) -> None:
+    def _reset(self, position: SearchPosition) -> None:
         self.trainer.reset()
         self.reset_pending = False
-        self.reset_rounds.append(round_index)
-        self.logger.info(f'round {round_index}: dynamic reset of the shared G, D and optimisers')
+        self.resets.append(position)
+        self.logger.info(f'round {position.round} (stage {position.stage}, controller step '
+                         f'{position.step}): dynamic reset of the shared G, D and optimisers')
+
+    def plot_marks(self) -> list[tuple[str, SearchPosition]]:
+        return [('dynamic reset', position) for position in self.resets]
 
     # -- scoring ----------------------------------------------------------------------
 
@@ -174,6 +186,12 @@ class AutoGANEstimator(Estimator):
         return [self._score(arch) for arch in archs]
 
     def _score(self, arch: Arch) -> Result:
+        mean, std = self._with_path(arch, self.inception_score)
+        return Result(score=float(mean), metrics={'is_std': float(std)})
+
+    def _with_path(self, arch: Arch, use: Callable[[Callable[[int], torch.Tensor]], object]):
+        """``use(sample)``, where ``sample(n)`` generates n images on the path of
+        ``arch``, in eval mode (BN on running statistics, as the official reward)."""
         generator = self.trainer.generator
         generator.set_arch(arch)
         # The same noise for every arch: a score depends only on the arch and the weights.
@@ -182,32 +200,37 @@ class AutoGANEstimator(Estimator):
         device = self.trainer.device
 
         def sample(n: int) -> torch.Tensor:
-            return generator(torch.randn(n, latent_dim, generator=noise).to(device))
+            with torch.no_grad():
+                return generator(torch.randn(n, latent_dim, generator=noise).to(device))
 
-        generator.eval()  # BN on running statistics, as the official reward
+        generator.eval()
         try:
-            mean, std = self.inception_score(sample)
+            return use(sample)
         finally:
             generator.train()
-        return Result(score=float(mean), metrics={'is_std': float(std)})
 
     # -- results and state ------------------------------------------------------------
 
     def export(self, arch: Arch, work_dir: Path) -> list[Path]:
-        """The standalone generator weights of ``arch``, for ``AutoGANGenerator(arch, gf_dim)``."""
-        path = Path(work_dir) / GENERATOR_FILE
+        """The standalone generator weights of ``arch`` (for ``AutoGANGenerator(arch,
+        gf_dim)``), a grid of its samples and a picture of its cells."""
+        weights_path, samples_path, picture_path = (
+            Path(work_dir) / name for name in (GENERATOR_FILE, SAMPLES_FILE, PICTURE_FILE))
         weights = {name: tensor.detach().cpu().clone() for name, tensor
                    in self.trainer.generator.subnet_state_dict(arch).items()}
-        atomic_torch_save(weights, path)
-        return [path]
+        atomic_torch_save(weights, weights_path)
+        self._with_path(arch, lambda sample: save_sample_grid(sample(NUM_GRID_SAMPLES), samples_path))
+        vector = ' '.join(map(str, self.space.to_vector(arch)))
+        draw_generator(arch, picture_path, title=f'found generator (official vector: {vector})')
+        return [weights_path, samples_path, picture_path]
 
     def state_dict(self) -> dict:
         # Every random draw comes from the trainer's generator (in its state) or from
         # seeds fixed by ``seed`` and the iteration, so no other RNG state is needed.
         return {'trainer': self.trainer.state_dict(), 'reset_pending': self.reset_pending,
-                'reset_rounds': list(self.reset_rounds)}
+                'resets': [list(position) for position in self.resets]}
 
     def load_state_dict(self, state: dict) -> None:
         self.trainer.load_state_dict(state['trainer'])
         self.reset_pending = bool(state['reset_pending'])
-        self.reset_rounds = [int(r) for r in state['reset_rounds']]
+        self.resets = [SearchPosition(*position) for position in state['resets']]

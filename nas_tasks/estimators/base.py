@@ -47,6 +47,11 @@ class Estimator:
         rounds that grow the search to the next stage).
         """
 
+    def plot_marks(self) -> list[tuple[str, SearchPosition]]:
+        """Events of the search to mark on its plots, as (label, where) pairs
+        (AutoGAN: its dynamic resets); none by default."""
+        return []
+
     def evaluate(self, archs: list[Arch]) -> list[Result]:
         raise NotImplementedError
 

@@ -97,6 +97,11 @@ class Strategy:
         """True when the strategy has nothing more to propose."""
         raise NotImplementedError
 
+    def save_plots(self, plots_dir, score_name: str,
+                   marks: list[tuple[str, SearchPosition]] = ()) -> None:
+        """Write the strategy's own plots (none by default); ``marks`` are events
+        of the search (e.g. an estimator's resets) to draw where they happened."""
+
     def sample_for_training(self) -> Arch:
         """An architecture to train shared weights on (ENAS/AutoGAN: one per
         minibatch), drawn from the strategy's current distribution without
@@ -108,6 +113,13 @@ class Strategy:
         """Where loop round ``round_index`` stands: by default every round is
         one step of a single stage."""
         return SearchPosition(round_index, 0, round_index)
+
+    def final_candidates(self) -> list[tuple[Arch, float]] | None:
+        """The strategy's own ranking of its result, best first, as (arch, score)
+        pairs, once done: a multi-level search's top-k of the last stage, scored
+        together at the end. None (the default) lets the loop rank every
+        candidate it evaluated."""
+        return None
 
     def is_final(self, arch: Arch) -> bool:
         """Whether ``arch`` is a whole candidate that may be the search's result.

@@ -136,6 +136,11 @@ class MultiLevelSearch(Strategy):
                                    max_sample_tries=self.max_sample_tries,
                                    **self.controller_settings)
 
+    def final_candidates(self) -> list[tuple[Arch, float]] | None:
+        """The last stage's top-k, best first, once done: they were scored together
+        at the end, while earlier whole archs were scored on earlier shared weights."""
+        return [(dict(arch), score) for arch, score in self.kept[-1]] if self.done else None
+
     def is_final(self, arch: Arch) -> bool:
         """Only whole architectures: the earlier stages' prefixes are no result."""
         return self.space.is_complete(arch)
@@ -216,12 +221,14 @@ class MultiLevelSearch(Strategy):
 
     # -- plots and state --------------------------------------------------------------------
 
-    def save_plots(self, plots_dir: Path, score_name: str) -> None:
-        """Reward per controller step across the stages, boundaries marked; called by the search loop."""
+    def save_plots(self, plots_dir: Path, score_name: str,
+                   marks: list[tuple[str, SearchPosition]] = ()) -> None:
+        """Reward per controller step across the stages, boundaries and ``marks``
+        drawn; called by the search loop."""
         histories = self.finished_histories + ([] if self.done else [list(self.controller.history)])
         if any(histories):
             plot_staged_controller_rewards(histories, Path(plots_dir) / 'controller_rewards.png',
-                                           score_name)
+                                           score_name, marks)
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -311,11 +311,13 @@ class ReinforceController(Strategy):
             return block.pop()
         return make
 
-    def save_plots(self, plots_dir: Path, score_name: str) -> None:
-        """Reward per controller step (batch mean, batch best, baseline), called by the search loop."""
+    def save_plots(self, plots_dir: Path, score_name: str,
+                   marks: list[tuple[str, SearchPosition]] = ()) -> None:
+        """Reward per controller step (batch mean, batch best, baseline) and
+        ``marks`` at their steps; called by the search loop."""
         if self.history:
             plot_controller_rewards(self.history, Path(plots_dir) / 'controller_rewards.png',
-                                    score_name)
+                                    score_name, marks)
 
     # -- ask and tell -------------------------------------------------------------
 
