@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.registry import Registry
+from mmengine.registry import DefaultScope, Registry
 from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.feature_extractor_inceptionv3 import (URL_INCEPTION_V3,
@@ -45,7 +45,9 @@ Sampler = Callable[[int], torch.Tensor]
 
 def build_feature_extractor(cfg: dict, device: str | torch.device = 'cpu') -> FeatureExtractorBase:
     """The extractor ``cfg`` names, on ``device``, frozen in eval mode."""
-    extractor = GAN_FEATURE_EXTRACTORS.build(cfg)
+    # Our own scope: under mmdet's default scope mmengine would warn that it has no such registry.
+    with DefaultScope.overwrite_default_scope('nas_tasks'):
+        extractor = GAN_FEATURE_EXTRACTORS.build(cfg)
     return extractor.to(device).requires_grad_(False).eval()
 
 

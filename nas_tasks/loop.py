@@ -222,7 +222,10 @@ class SearchLoop:
             key = self.space.canonical(arch)
             if key not in known:
                 fresh.setdefault(key, arch)
-        fresh_results = dist.evaluate_split(list(fresh.values()), self._evaluate_each)
+        if self.estimator.evaluates_collectively:
+            fresh_results = self._evaluate_each(list(fresh.values()))
+        else:
+            fresh_results = dist.evaluate_split(list(fresh.values()), self._evaluate_each)
         known.update(zip(fresh.keys(), fresh_results))
         return [known[self.space.canonical(arch)] for arch in archs]
 

@@ -54,7 +54,10 @@ def test_config_builds(config: Path):
         return
     if is_search_config(cfg):
         build_search_parts(cfg)
-    build_model(cfg)
+    if 'model' in cfg:
+        build_model(cfg)
+    else:  # a search whose networks belong to its estimator
+        build_gan_search_networks(cfg)
 
 
 def build_search_parts(cfg) -> None:
@@ -92,6 +95,16 @@ def build_differentiable_search(cfg) -> None:
     known = dataset_classes(cfg.train_dataloader.dataset, 'train_dataloader.dataset', 'mmseg')
     network = AutoDeepLabSearchNet(num_classes=known.count, seed=search.seed, **search.network_cfg)
     assert sum(p.numel() for p in network.parameters()) > 0
+
+
+def build_gan_search_networks(cfg) -> None:
+    """The shared generator and discriminator of an AutoGAN search, as its estimator builds them."""
+    from gan.autogan.estimator import gan_settings
+    from gan.autogan.shared_training import SharedGANTrainer
+
+    assert cfg.estimator.type == 'AutoGANEstimator', 'a new search without a model: build it here'
+    trainer = SharedGANTrainer(gan_settings(cfg.estimator.get('gan'), seed=0))
+    assert sum(p.numel() for p in trainer.generator.parameters()) > 0
 
 
 def build_model(cfg) -> None:

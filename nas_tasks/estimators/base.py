@@ -32,6 +32,10 @@ class Estimator:
     # Whether a score stays valid as the search goes on: True for a fixed
     # supernet or per-candidate proxy training, whose scores the loop caches.
     scores_stay_valid = True
+    # Whether ``evaluate`` spreads the work of each candidate over the ranks
+    # itself (AutoGAN: the images of one reward), so the loop calls it on
+    # every rank with every candidate instead of splitting the candidates.
+    evaluates_collectively = False
 
     def train_shared(self, work_dir: Path, resume: bool) -> None:
         """Train shared weights under ``work_dir``, or load them if already trained."""

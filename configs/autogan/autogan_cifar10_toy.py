@@ -1,0 +1,34 @@
+# The AutoGAN search on the built-in toy CIFAR-10, small enough for a CPU:
+# every stage of the multi-level search, shared training at 8, 16 and 32 px,
+# rewards from a small classifier trained on the toy classes (the same
+# torch-fidelity IS code path as the Inception network), and dynamic resets.
+#   python tools/make_toy_data.py cifar10 data/toy_cifar10
+#   python tools/train_toy_classifier.py data/toy_cifar10
+#   python tools/search.py configs/autogan/autogan_cifar10_toy.py --work-dir work_dirs/autogan_toy
+_base_ = ['./autogan_cifar10.py']
+
+data_root = 'data/toy_cifar10'
+
+# 3, 4 and 6 search iterations of 4 controller steps (the official 15/20/30
+# iterations scaled down); 4 candidates at each grow, 2 prefixes kept.
+controller_steps = 4
+strategy = dict(
+    stage_steps=[3 * controller_steps, 4 * controller_steps, 6 * controller_steps],
+    num_candidates=4,
+    top_k=2,
+    controller=dict(baseline_reset_steps=controller_steps))
+
+estimator = dict(
+    # Narrow networks and small batches. A short reset window and a looser
+    # threshold exercise the dynamic reset (and its marks on the plots) in a
+    # short run: here the D loss's variance over 20 steps falls below 1e-2
+    # within about 60 D steps, where the official 1e-3 over 500 marks a collapse.
+    gan=dict(gf_dim=16, df_dim=16, gen_batch_size=32, dis_batch_size=16, reset_window=20,
+             reset_threshold=1e-2),
+    rounds_per_iteration=controller_steps,
+    shared_d_steps=30,
+    real_data=dict(root=data_root),
+    reward=dict(num_images=500, splits=10, batch_size=100,
+                extractor=dict(_delete_=True, type='ToyClassifier',
+                               weights_path=data_root + '/toy_classifier.pth')),
+    device='cpu')

@@ -1,0 +1,100 @@
+"""The AutoGAN search end to end through tools/search.py on the toy CIFAR-10:
+every stage, rewards from the trained toy classifier, dynamic resets on the
+plots, the found generator's files, a kill and --resume, and the missing-
+weights stop of the real config."""
+import json
+
+import pytest
+
+from conftest import assert_scores_vary, kill_search_after, run_tool
+
+SEARCH_CONFIG = 'configs/autogan/autogan_cifar10_toy.py'
+PAPER_CONFIG = 'configs/autogan/autogan_cifar10.py'
+# Same thread count in every process, so CPU float reductions match across runs.
+ONE_THREAD = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
+STEPS = 2  # controller steps per search iteration
+STAGE_STEPS = [2 * STEPS, 2 * STEPS, 2 * STEPS]
+NUM_CANDIDATES, TOP_K = 3, 2
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def shrunk_options(data_root) -> list[str]:
+    """Two search iterations of 2 controller steps per stage, 12 D steps each, a
+    200-image reward; a 5-step window with a threshold every window passes,
+    so the dynamic reset fires (once the G window is full) in every stage."""
+    return [f'estimator.real_data.root={data_root}',
+            f'estimator.reward.extractor.weights_path={data_root}/toy_classifier.pth',
+            f'strategy.stage_steps=[{",".join(map(str, STAGE_STEPS))}]',
+            f'strategy.num_candidates={NUM_CANDIDATES}', f'strategy.top_k={TOP_K}',
+            f'strategy.controller.baseline_reset_steps={STEPS}',
+            f'estimator.rounds_per_iteration={STEPS}', 'estimator.shared_d_steps=12',
+            'estimator.gan.reset_window=2', 'estimator.gan.reset_threshold=100.0',
+            'estimator.reward.num_images=200', 'estimator.reward.batch_size=100']
+
+
+def read_candidates(work_dir) -> list[dict]:
+    return [json.loads(line) for line in (work_dir / 'candidates.jsonl').read_text().splitlines()]
+
+
+def is_png(path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.fixture(scope='module')
+def search_dir(toy_cifar10, tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp('autogan_search')
+    run_tool(['python', 'tools/search.py', SEARCH_CONFIG, '--work-dir', str(work_dir),
+              '--cfg-options', *shrunk_options(toy_cifar10)], env_extra=ONE_THREAD, check=True)
+    return work_dir
+
+
+def test_search_runs_every_stage_and_writes_the_found_generator(search_dir):
+    from gan.autogan import AutoGANSpace
+    space = AutoGANSpace()
+    candidates = read_candidates(search_dir)
+    # A controller step per round, plus the candidates scored at each stage's end.
+    assert len(candidates) == sum(STAGE_STEPS) + 3 * NUM_CANDIDATES
+    assert [space.stage_of(c['arch']) for c in candidates] == sorted(
+        space.stage_of(c['arch']) for c in candidates)
+    assert {space.stage_of(c['arch']) for c in candidates} == {0, 1, 2}
+    assert_scores_vary(candidates)
+    assert all(1.0 <= c['score'] <= 10.0 for c in candidates)  # an IS over 10 classes
+
+    best = json.loads((search_dir / 'best_arch.json').read_text())
+    top = json.loads((search_dir / 'top_candidates.json').read_text())
+    assert len(top) == TOP_K and space.is_complete(top[0]['arch'])
+    assert best['arch'] == top[0]['arch'] and top[0]['score'] >= top[1]['score']
+    for name in ('best_samples.png', 'best_generator.png', 'plots/controller_rewards.png',
+                 'plots/score_per_round.png'):
+        assert is_png(search_dir / name), name
+    assert (search_dir / 'best_generator.pth').is_file()
+
+
+def test_dynamic_resets_are_logged(search_dir):
+    log = (search_dir / 'search.log').read_text()
+    assert log.count('collapsed after') >= 2
+    assert log.count('dynamic reset of the shared G, D and optimisers') >= 2
+
+
+def test_kill_and_resume_end_like_an_uninterrupted_search(search_dir, toy_cifar10, tmp_path):
+    work_dir = tmp_path / 'killed'
+    command = ['python', 'tools/search.py', SEARCH_CONFIG, '--work-dir', str(work_dir),
+               '--cfg-options', *shrunk_options(toy_cifar10)]
+    # Killed in stage 1, after a reset and with shared weights, windows and controller to restore.
+    kill_search_after(command, work_dir, STAGE_STEPS[0] + NUM_CANDIDATES + 1, ONE_THREAD)
+    run_tool([*command, '--resume'], env_extra=ONE_THREAD, check=True)
+    straight, resumed = read_candidates(search_dir), read_candidates(work_dir)
+    assert [(c['arch'], c['score']) for c in resumed] == [(c['arch'], c['score']) for c in straight]
+    for name in ('best_arch.json', 'top_candidates.json'):
+        assert (work_dir / name).read_text() == (search_dir / name).read_text()
+    assert (work_dir / 'best_generator.pth').read_bytes() == (search_dir / 'best_generator.pth').read_bytes()
+
+
+def test_the_paper_config_without_inception_weights_stops_with_one_line(tmp_path):
+    result = run_tool(['python', 'tools/search.py', PAPER_CONFIG, '--work-dir', str(tmp_path / 'w'),
+                       '--cfg-options', f'estimator.real_data.root={tmp_path}'])
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'Traceback' not in result.stderr
+    assert 'weights-inception-2015-12-05-6726825d.pth' in lines[0] and 'torch-fidelity' in lines[0]
+    assert not (tmp_path / 'w').exists()
