@@ -32,9 +32,12 @@ def build_runner(config_path: str, work_dir: str | None, launcher: str, cfg_opti
                        'fine-tune the result with a fine-tuning config')
     cfg.work_dir = work_dir or cfg.get('work_dir') or str(Path('work_dirs') / Path(config_path).stem)
     cfg.launcher = 'pytorch' if dist.is_distributed() else 'none'
-    if dist.is_distributed() and cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = dist.ddp_wrapper_cfg(
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if dist.is_distributed():
+        # A config's own wrapper (a GAN's MMSeparateDistributedDataParallel) gets the
+        # default one's device settings (no device_ids on CPU) unless it sets them itself.
+        cfg.model_wrapper_cfg = {
+            **dist.ddp_wrapper_cfg(find_unused_parameters=cfg.get('find_unused_parameters', False)),
+            **(cfg.get('model_wrapper_cfg') or {})}
     for key, value in overrides.items():
         cfg[key] = value
     # Before anything is built: a missing file or a class-count mismatch is one

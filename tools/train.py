@@ -1,4 +1,5 @@
-"""Train a detector or segmentor (e.g. fine-tune a found backbone), mmdet's tools/train.py conventions.
+"""Train a detector, segmentor or GAN (e.g. fine-tune a found backbone, train a found
+generator), mmdet's tools/train.py conventions.
 
 python tools/train.py CONFIG [--work-dir D] [--resume] [--amp] [--cfg-options k=v ...]
 torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch
@@ -13,7 +14,7 @@ from nas_tasks.cli import parse_cfg_options, run_cli  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a detector or segmentor')
+    parser = argparse.ArgumentParser(description='Train a detector, segmentor or GAN')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', action='store_true',
