@@ -139,7 +139,8 @@ class AutoGANTrainingModel(BaseModel):
             losses['loss_g'] = self._generator_step(optim_wrapper['generator'])
             self.generator_ema.update_parameters(unwrap(self.generator))
         self.num_d_steps += 1
-        _, log_vars = self.parse_losses(losses)  # adds 'loss', their sum, for the logs
+        # mmengine's 'loss' (their sum) is what NonFiniteLossHook watches: either going NaN stops it.
+        _, log_vars = self.parse_losses(losses)
         return log_vars
 
     def _noise(self, batch_size: int) -> torch.Tensor:
