@@ -114,6 +114,97 @@ def evaluate_split(items: Sequence[Any], evaluate_fn) -> list[Any]:
     return ordered
 
 
+
+def rank_range(count: int, rank: int | None = None, world: int | None = None) -> range:
+    """This rank's contiguous share of ``count`` items, in rank order.
+
+    The first ``count % world`` ranks take one item more; a rank may get none.
+    """
+    rank = get_rank() if rank is None else rank
+    world = get_world_size() if world is None else world
+    size, extra = divmod(count, world)
+    start = rank * size + min(rank, extra)
+    return range(start, start + size + (rank < extra))
+
+
+def local_slice(batch: torch.Tensor) -> torch.Tensor:
+    """This rank's contiguous 1/world of ``batch`` (dim 0), whose size divides by the world size."""
+    world = get_world_size()
+    if world == 1:
+        return batch
+    if len(batch) % world:
+        raise NasError(f'a batch of {len(batch)} does not split over {world} processes')
+    size = len(batch) // world
+    return batch[get_rank() * size:(get_rank() + 1) * size]
+
+
+def _collective_device(home: torch.device) -> torch.device:
+    # nccl moves only GPU tensors; gloo takes them where they are.
+    return device() if torch_dist.get_backend() == 'nccl' else home
+
+
+def all_reduce_mean_(tensors: Sequence[torch.Tensor]) -> None:
+    """Replace each floating-point tensor by its mean over the ranks, in one collective."""
+    if not is_distributed() or not tensors:
+        return
+    flat = torch.cat([tensor.detach().reshape(-1) for tensor in tensors])
+    original = flat.device
+    flat = flat.to(_collective_device(original))
+    torch_dist.all_reduce(flat)
+    flat = (flat / get_world_size()).to(original)
+    offset = 0
+    for tensor in tensors:
+        tensor.data.copy_(flat[offset:offset + tensor.numel()].view_as(tensor))
+        offset += tensor.numel()
+
+
+def all_gather_cat(tensor: torch.Tensor | None) -> torch.Tensor:
+    """Every rank's ``tensor`` concatenated along dim 0 in rank order, on every rank.
+
+    The first dimension may differ between ranks; ``None`` stands for a rank
+    with nothing to give. The result lies where ``tensor`` lay (the CPU for None).
+    """
+    if not is_distributed():
+        if tensor is None:
+            raise NasError('all_gather_cat: no rank gave a tensor')
+        return tensor
+    shapes: list[Any] = [None] * get_world_size()
+    torch_dist.all_gather_object(shapes, None if tensor is None else (tuple(tensor.shape), tensor.dtype))
+    given = [entry for entry in shapes if entry is not None]
+    if not given:
+        raise NasError('all_gather_cat: no rank gave a tensor')
+    (_, *trailing), dtype = given[0]
+    longest = max(shape[0] for shape, _ in given)
+    home = tensor.device if tensor is not None else torch.device('cpu')
+    # all_gather wants equal shapes: every rank pads its part to the longest.
+    padded = torch.zeros(longest, *trailing, dtype=dtype, device=_collective_device(home))
+    if tensor is not None:
+        padded[:len(tensor)] = tensor
+    parts = [torch.empty_like(padded) for _ in shapes]
+    torch_dist.all_gather(parts, padded)
+    return torch.cat([part[:entry[0][0]] for part, entry in zip(parts, shapes)
+                      if entry is not None]).to(home)
+
+
+def raise_if_any_rank_failed(error: BaseException | None) -> None:
+    """Raise on every rank if ``error`` happened on any of them.
+
+    Called before a collective that the failed rank would never reach, so the
+    others do not wait for it until the timeout, and every rank records the
+    same failure.
+    """
+    if not is_distributed():
+        if error is not None:
+            raise error
+        return
+    errors: list[Any] = [None] * get_world_size()
+    torch_dist.all_gather_object(errors, None if error is None else f'{type(error).__name__}: {error}')
+    for rank, message in enumerate(errors):
+        if message is not None:
+            if error is not None:
+                raise error
+            raise RuntimeError(f'rank {rank} failed: {message}')
+
 @contextlib.contextmanager
 def process_local():
     """Make this process look like a single-process run to torch.distributed users.

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
+from gan.autogan.distributed import inception_score_over_ranks
 from gan.autogan.pictures import draw_generator, save_sample_grid
 from gan.autogan.shared_training import SharedGANSettings, SharedGANTrainer
 from gan.autogan.space import AutoGANSpace
@@ -96,6 +97,28 @@ def gan_settings(gan: dict | None, seed: int) -> SharedGANSettings:
     return SharedGANSettings(**settings, seed=seed)
 
 
+class PathSampler:
+    """Images of a generator's selected path from a seeded noise stream: ``sample(n)``
+    generates the stream's next n. Its halves, ``noise(n)`` and ``generate(z)``, let a
+    rank draw and skip the noise of the images that other ranks generate."""
+
+    def __init__(self, generator: torch.nn.Module, latent_dim: int, device: torch.device, seed: int):
+        self.generator = generator
+        self.latent_dim = latent_dim
+        self.device = device
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=self.rng)
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.generator(z.to(self.device))
+
+    def __call__(self, n: int) -> torch.Tensor:
+        return self.generate(self.noise(n))
+
+
 @ESTIMATORS.register_module()
 class AutoGANEstimator(Estimator):
     """The shared GAN of the AutoGAN search, scored by the Inception Score of each path.
@@ -140,6 +163,8 @@ class AutoGANEstimator(Estimator):
         self.trainer = SharedGANTrainer(gan_settings(gan, seed), space, device)
         self.reset_pending = False
         self.resets: list[SearchPosition] = []  # where every reset happened, for the plots
+        # Under torchrun every rank scores every candidate, generating its share of the images.
+        self.evaluates_collectively = dist.get_world_size() > 1
         self.logger = MMLogger.get_instance('nas_tasks')
 
     # -- training ---------------------------------------------------------------------
@@ -186,23 +211,21 @@ class AutoGANEstimator(Estimator):
         return [self._score(arch) for arch in archs]
 
     def _score(self, arch: Arch) -> Result:
-        mean, std = self._with_path(arch, self.inception_score)
+        if self.evaluates_collectively:
+            mean, std = self._with_path(
+                arch, lambda sample: inception_score_over_ranks(self.inception_score, sample))
+        else:
+            mean, std = self._with_path(arch, self.inception_score)
         return Result(score=float(mean), metrics={'is_std': float(std)})
 
-    def _with_path(self, arch: Arch, use: Callable[[Callable[[int], torch.Tensor]], object]):
+    def _with_path(self, arch: Arch, use: Callable[[PathSampler], object]):
         """``use(sample)``, where ``sample(n)`` generates n images on the path of
         ``arch``, in eval mode (BN on running statistics, as the official reward)."""
         generator = self.trainer.generator
         generator.set_arch(arch)
         # The same noise for every arch: a score depends only on the arch and the weights.
-        noise = torch.Generator().manual_seed(seed_for(self.seed, 'reward-noise'))
-        latent_dim = self.trainer.settings.latent_dim
-        device = self.trainer.device
-
-        def sample(n: int) -> torch.Tensor:
-            with torch.no_grad():
-                return generator(torch.randn(n, latent_dim, generator=noise).to(device))
-
+        sample = PathSampler(generator, self.trainer.settings.latent_dim, self.trainer.device,
+                             seed_for(self.seed, 'reward-noise'))
         generator.eval()
         try:
             return use(sample)

@@ -9,6 +9,9 @@ Each minibatch trains one architecture drawn by ``sample_arch()`` (the core's
 ``Estimator.train_during_search`` passes one): a D step on every minibatch
 and a G step on every ``n_critic``-th (D steps 0, 5, 10, ...), both with the
 hinge loss. The discriminator runs the stage of the drawn architecture.
+
+Under torchrun each rank trains on its slice of every batch and the gradients
+are averaged over the ranks (:mod:`gan.autogan.distributed` says how and why).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan.autogan.discriminator import AutoGANDiscriminator
+from gan.autogan.distributed import DataParallelSteps
 from gan.autogan.dynamic_reset import THRESHOLD, WINDOW, DynamicReset
 from gan.autogan.shared_generator import AutoGANSharedGenerator
 from gan.autogan.space import AutoGANSpace
@@ -84,6 +88,8 @@ class SharedGANTrainer:
         self.dynamic_reset = DynamicReset(settings.reset_window, settings.reset_threshold)
         self.d_step = 0  # D steps since the start of the search; the G step follows it
         self.reset_log: list[int] = []  # the D step of every reset, for the plots
+        self.data_parallel = DataParallelSteps({'gen_batch_size': settings.gen_batch_size,
+                                                'dis_batch_size': settings.dis_batch_size})
         self._build()
 
     def _build(self) -> None:
@@ -142,25 +148,27 @@ class SharedGANTrainer:
         if real.shape[-2:] != (self.image_size(),) * 2:
             raise NasError(f'stage {self.generator.cur_stage} trains on {self.image_size()} px real '
                            f'images, got a batch of shape {tuple(real.shape)}')
+        # The full batch's noise on every rank, so that self.rng stays the same on all.
+        local = self.data_parallel.local
         with torch.no_grad():
-            fake = self.generator(self._noise(real.shape[0]))
-        loss = hinge_d_loss(self.discriminator(real), self.discriminator(fake))
+            fake = self.generator(local(self._noise(real.shape[0])))
+        loss = hinge_d_loss(self.discriminator(local(real)), self.discriminator(fake))
         return self._descend(loss, self.d_optimizer, self.dynamic_reset.push_d_loss)
 
     def _g_step(self) -> float:
-        fake = self.generator(self._noise(self.settings.gen_batch_size))
+        fake = self.generator(self.data_parallel.local(self._noise(self.settings.gen_batch_size)))
         loss = hinge_g_loss(self.discriminator(fake))
         return self._descend(loss, self.g_optimizer, self.dynamic_reset.push_g_loss)
 
-    @staticmethod
-    def _descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+    def _descend(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
                  push_to_window: Callable[[float], None]) -> float:
-        """One optimiser step on ``loss``, whose value goes into its dynamic-reset window."""
+        """One optimiser step on ``loss``, whose (full-batch) value goes into its dynamic-reset window."""
         optimizer.zero_grad()
         loss.backward()
+        value = self.data_parallel.synchronise(loss, optimizer, self.generator)
         optimizer.step()
-        push_to_window(loss.item())
-        return loss.item()
+        push_to_window(value)
+        return value
 
     def state_dict(self) -> dict:
         """Everything a resumed search needs; loadable with ``torch.load(weights_only=True)``."""
