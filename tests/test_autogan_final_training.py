@@ -6,6 +6,7 @@ batch 16) with gf = df = latent = 16, scored through the toy classifier.
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,35 +28,13 @@ EVAL_IMAGES = 200
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory) -> Path:
-    """A small toy CIFAR-10 with a toy classifier trained on it."""
+def data_root(toy_cifar10, tmp_path_factory) -> Path:
+    """The first 10 images a class of the session's toy CIFAR-10, with its toy classifier."""
     from gan.toy_data import make_cifar10
     root = make_cifar10(tmp_path_factory.mktemp('toy_cifar10_small'),
                         train_per_class=IMAGES_PER_CLASS, test_per_class=2, seed=0)
-    train_small_classifier(root, root / 'toy_classifier.pth')
+    shutil.copy(toy_cifar10 / 'toy_classifier.pth', root / 'toy_classifier.pth')
     return root
-
-
-def train_small_classifier(root: Path, path: Path) -> None:
-    import torch.nn.functional as F
-
-    from gan.metrics import ToyClassifier, dequantise
-    from gan.toy_data import ToyCIFAR10
-    data = ToyCIFAR10(root, train=True)
-    images = dequantise(torch.from_numpy(data.data).permute(0, 3, 1, 2))
-    labels = torch.tensor(data.targets)
-    generator = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        classifier = ToyClassifier()
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=2e-3)
-    for _ in range(10):
-        for batch in torch.randperm(len(images), generator=generator).split(25):
-            loss = F.cross_entropy(classifier(images[batch])[1], labels[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    torch.save(classifier.state_dict(), path)
 
 
 def options(root: Path, *extra: str) -> list[str]:
