@@ -111,6 +111,9 @@ class SearchLoop:
         state = self.files.load_checkpoint() if resume else None
         if state is not None:
             self.load_state_dict(state)
+        # Every rank has checked the directory before rank 0 writes to it, or a
+        # slower rank would find rank 0's first checkpoint and refuse.
+        dist.barrier()
         # Only now, once the work dir and its checkpoint are accepted, does the
         # log file open (appending): bad input leaves the directory as it was.
         self.logger = self.files.open_log()
@@ -222,12 +225,16 @@ class SearchLoop:
             key = self.space.canonical(arch)
             if key not in known:
                 fresh.setdefault(key, arch)
-        if self.estimator.evaluates_collectively:
-            fresh_results = self._evaluate_each(list(fresh.values()))
-        else:
-            fresh_results = dist.evaluate_split(list(fresh.values()), self._evaluate_each)
+        fresh_results = self._evaluate_over_ranks(list(fresh.values()))
         known.update(zip(fresh.keys(), fresh_results))
         return [known[self.space.canonical(arch)] for arch in archs]
+
+    def _evaluate_over_ranks(self, archs: list[dict]) -> list[Result]:
+        """The results of ``archs`` on every rank: split across the ranks, unless the
+        estimator spreads each evaluation over them itself."""
+        if self.estimator.evaluates_collectively:
+            return self._evaluate_each(archs)
+        return dist.evaluate_split(archs, self._evaluate_each)
 
     def _evaluate_each(self, archs: list[dict]) -> list[Result]:
         """This rank's share, one candidate at a time: a failure is a result, so
@@ -253,7 +260,7 @@ class SearchLoop:
         if not failed:
             return
         self.logger.info(f'retrying {len(failed)} failed candidate(s)')
-        results = dist.evaluate_split([self.history[i]['arch'] for i in failed], self._evaluate_each)
+        results = self._evaluate_over_ranks([self.history[i]['arch'] for i in failed])
         for index, result in zip(failed, results):
             record = self.history[index]
             self.history[index] = dict(self._record(record['arch'], result), round=record['round'])

@@ -165,7 +165,6 @@ class AutoGANEstimator(Estimator):
         self.resets: list[SearchPosition] = []  # where every reset happened, for the plots
         # Under torchrun every rank scores every candidate, generating its share of the images.
         self.evaluates_collectively = dist.get_world_size() > 1
-        self.logger = MMLogger.get_instance('nas_tasks')
 
     # -- training ---------------------------------------------------------------------
 
@@ -181,7 +180,7 @@ class AutoGANEstimator(Estimator):
             # The official search still trains the controller on the collapsed GAN this
             # iteration and re-creates G and D only after that.
             self.reset_pending = True
-            self.logger.info(f'round {position.round}: the shared GAN collapsed after '
+            _log(f'round {position.round}: the shared GAN collapsed after '
                              f'{report.d_steps} D steps; it is reset at the next iteration')
 
     def _real_batches(self, iteration: str) -> Iterator[torch.Tensor]:
@@ -199,7 +198,7 @@ class AutoGANEstimator(Estimator):
         self.trainer.reset()
         self.reset_pending = False
         self.resets.append(position)
-        self.logger.info(f'round {position.round} (stage {position.stage}, controller step '
+        _log(f'round {position.round} (stage {position.stage}, controller step '
                          f'{position.step}): dynamic reset of the shared G, D and optimisers')
 
     def plot_marks(self) -> list[tuple[str, SearchPosition]]:
@@ -257,3 +256,9 @@ class AutoGANEstimator(Estimator):
         self.trainer.load_state_dict(state['trainer'])
         self.reset_pending = bool(state['reset_pending'])
         self.resets = [SearchPosition(*position) for position in state['resets']]
+
+
+def _log(message: str) -> None:
+    # The search's logger (writing search.log) opens after the estimator is built,
+    # so it is looked up at each message.
+    MMLogger.get_current_instance().info(message)
