@@ -8,7 +8,6 @@ a whole toy search compared with a one-process search.
 import json
 import random
 import sys
-from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -17,7 +16,7 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from conftest import assert_scores_vary, free_port, run_tool
+from conftest import assert_scores_vary, free_port, one_torch_thread, run_tool
 from gan.autogan import AutoGANEstimator, AutoGANSpace
 from gan.autogan.distributed import inception_score_over_ranks
 from gan.autogan.estimator import PathSampler
@@ -49,17 +48,6 @@ FROZEN_BN_ATOL = 1e-5
 # computed on the generator's output, differ by up to 0.16 (D) and 0.4 (G), so there only
 # the weights are compared.
 BATCH_BN_ATOL = 5e-2
-
-
-@contextmanager
-def one_thread():
-    """The thread count of the spawned ranks, so float sums run in the same order."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # --- what every process runs, one process or each of two ranks ------------------------------
@@ -169,7 +157,7 @@ def compare_with_one_process(two_ranks, mode: str, atol: float) -> None:
     # writes the checkpoints, and every rank decides the dynamic reset alike.
     assert max_difference(network_tensors(rank0), network_tensors(rank1)) == 0
     assert rank0['dynamic_reset'] == rank1['dynamic_reset']
-    with one_thread():
+    with one_torch_thread():  # the ranks' thread count, so float sums run in the same order
         one = train_tiny(mode).state_dict()
         initial = SharedGANTrainer(SETTINGS, SPACE).state_dict()
     # Training moved the weights far more than the tolerance, so agreeing within it means something.
@@ -211,7 +199,7 @@ def test_rewards_from_two_ranks_equal_those_of_one_process(two_ranks, toy_cifar1
     _, records = two_ranks
     assert all(record['collective'] for record in records)
     for num_images in NUM_IMAGES:
-        with one_thread():
+        with one_torch_thread():  # the ranks' thread count, so float sums run in the same order
             estimator = tiny_estimator(toy_cifar10, num_images)
             single = [result.score for result in estimator.evaluate(SCORED_ARCHS)]
         assert not estimator.evaluates_collectively
