@@ -2,6 +2,7 @@ import os
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -118,5 +119,18 @@ def toy_cifar10(tmp_path_factory) -> Path:
     from gan.toy_classifier import train_toy_classifier
     from gan.toy_data import make_cifar10
     root = make_cifar10(tmp_path_factory.mktemp('toy_cifar10'), seed=0)
-    train_toy_classifier(root)
+    with one_torch_thread():
+        train_toy_classifier(root)
     return root
+
+
+@contextmanager
+def one_torch_thread():
+    """One intra-op torch thread for small convs: on a busy 2-core machine a second thread
+    mostly waits (3 epochs of the toy classifier: 5 s on one thread, 35-55 s on two)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import run_tool
+from conftest import one_torch_thread, run_tool
 from gan.metrics import InceptionScore, build_feature_extractor
 from gan.toy_classifier import (MIN_TEST_ACCURACY, WEIGHTS_FILE, read_record, record_path,
                                 train_toy_classifier)
@@ -10,6 +10,12 @@ from gan.toy_data import FOLDER, ToyCIFAR10
 from nas_tasks.errors import NasError
 
 NUM_CLASSES = 10
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    with one_torch_thread():
+        yield
 
 
 def toy_extractor(root):
@@ -38,9 +44,9 @@ def test_is_of_noise_is_close_to_one(toy_cifar10):
 
 
 def test_same_seed_same_weights_and_global_rng_untouched(toy_cifar10, tmp_path):
-    # Two epochs, floor off: determinism does not need a good classifier.
+    # One epoch, floor off: determinism does not need a good classifier.
     def train(name, seed):
-        path = train_toy_classifier(toy_cifar10, tmp_path / name, epochs=2, seed=seed,
+        path = train_toy_classifier(toy_cifar10, tmp_path / name, epochs=1, seed=seed,
                                     min_accuracy=0)
         return torch.load(path, weights_only=True)
 
@@ -55,6 +61,7 @@ def test_same_seed_same_weights_and_global_rng_untouched(toy_cifar10, tmp_path):
 
 
 def test_second_run_of_the_tool_trains_nothing(toy_cifar10):
+    # The tool runs with torch's default threads: it finds the record and trains nothing.
     weights = toy_cifar10 / WEIGHTS_FILE
     stamps = weights.stat().st_mtime_ns, record_path(weights).stat().st_mtime_ns
     result = run_tool(['python', 'tools/train_toy_classifier.py', str(toy_cifar10)], check=True)
