@@ -353,3 +353,46 @@ def test_the_loop_never_returns_a_prefix_even_when_one_scores_best(tmp_path):
     assert make_space().is_complete(best['arch'])
     document = json.loads((tmp_path / 'best_arch.json').read_text())
     assert make_space().is_complete(document['arch'])
+
+
+def test_the_last_stages_top_k_is_the_result_even_when_an_earlier_score_was_higher(tmp_path):
+    """Rewards that go stale: a whole arch scored early in the last stage is not
+    compared with the final candidates, which were scored together at the end."""
+    class Drifting(StandIn):
+        scores_stay_valid = False
+
+        def evaluate(self, archs):
+            # Everything scores lower as the search goes on, so early scores are the highest.
+            self.calls += 1
+            return [Result(first_options(arch) - 0.1 * self.calls) for arch in archs]
+    loop = make_loop(tmp_path, Drifting())
+    best = loop.run()
+    kept = loop.strategy.kept[-1]
+    records = [json.loads(line) for line in (tmp_path / 'candidates.jsonl').read_text().splitlines()]
+    whole = [r for r in records if make_space().is_complete(r['arch'])]
+    assert max(r['score'] for r in whole) > kept[0][1]  # an earlier whole arch scored higher
+    assert best['arch'] == kept[0][0] and best['score'] == kept[0][1]
+    top = json.loads((tmp_path / 'top_candidates.json').read_text())
+    assert [(entry['arch'], entry['score']) for entry in top] == kept
+    assert json.loads((tmp_path / 'best_arch.json').read_text())['arch'] == kept[0][0]
+
+
+def test_the_estimators_marks_reach_every_plot(tmp_path, monkeypatch):
+    from nas_tasks import loop as loop_module
+    from nas_tasks.strategies.base import SearchPosition
+
+    class Marking(StandIn):
+        def plot_marks(self):
+            return [('reset', position) for position in self.positions if position.step == 1]
+    drawn = {}
+    monkeypatch.setattr(loop_module, 'plot_score_per_round',
+                        lambda history, path, name, marks: drawn.__setitem__('rounds', marks))
+    monkeypatch.setattr('nas_tasks.strategies.multi_level.plot_staged_controller_rewards',
+                        lambda histories, path, name, marks: drawn.__setitem__('steps', marks))
+    loop = make_loop(tmp_path, Marking())
+    loop.run()
+    step_one = [p for p in loop.estimator.positions if p.step == 1]
+    assert len(step_one) == 3  # one per stage
+    assert drawn['rounds'] == [('reset', p.round) for p in step_one]
+    assert drawn['steps'] == [('reset', p) for p in step_one]
+    assert all(isinstance(p, SearchPosition) for _, p in drawn['steps'])
