@@ -73,6 +73,8 @@ def train_toy_classifier(data_root, out_path=None, epochs: int = 30, width: int 
     model = _train(_images(train.data), torch.tensor(train.targets), params)
     accuracy = _accuracy(model, _images(test.data), torch.tensor(test.targets))
     _check_accuracy(accuracy, min_accuracy, root)
+    # An old record must not vouch for the new weights if we stop between the two writes.
+    record_path(out).unlink(missing_ok=True)
     atomic_torch_save(model.state_dict(), out)
     # Written last: a record means the weights beside it are complete.
     atomic_write_json(record_path(out), {'params': params, 'test_accuracy': accuracy})
