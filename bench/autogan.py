@@ -25,7 +25,11 @@ batch-norm statistics taken from one batch so that activations keep a unit
 scale), written to a temporary file and loaded through gan.metrics. Its scores
 mean nothing; its time is the real network's.
 
-    python bench/autogan.py [--quick] [--reps 3] [--g-steps 5] [--inception-weights PATH]
+On cores that other processes share, more than one torch thread makes small
+operations wait for descheduled threads; --threads 1 gives steadier seconds.
+
+    python bench/autogan.py [--quick] [--threads 1] [--reps 3] [--g-steps 5]
+                            [--inception-weights PATH] [--toy-config PATH]
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+import timeit
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -56,7 +61,7 @@ PAPER_HOURS = {'with dynamic reset': 43, 'without dynamic reset': 72}
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true',
-                        help='smoke run (about a minute on 2 idle cores): tiny batches, one '
+                        help='smoke run (about 10 s on 2 idle cores): tiny batches, one '
                              'repetition; its figures are not measurements')
     parser.add_argument('--reps', type=int, default=None,
                         help='interleaved timed repetitions of the reward and D-step '
@@ -499,6 +504,11 @@ def bench_g_step_ratio(args) -> None:
               f'{cpu_ratios[-1]:>15.3f} '
               f'{f"{shared_gflop:.2f}/{alone_gflop:.2f}":>24} {f"{shared_ops}/{alone_ops}":>10}  '
               f'{" ".join(map(str, space.to_vector(arch)))}')
+    calls = 1000
+    set_arch_seconds = timeit.timeit(lambda: shared.set_arch(archs['autogan_cifar10_a']),
+                                     number=calls)
+    print(f'setting a path (set_arch with a whole arch, which validates it): '
+          f'{1e6 * set_arch_seconds / calls:.0f} us per call')
     print(f'median ratio over {len(ratios)} archs: {median(ratios):.3f} (goal <= {GOAL:.2f}); '
           f'range {min(ratios):.3f} to {max(ratios):.3f}; CPU-time ratio: median '
           f'{median(cpu_ratios):.3f}, range {min(cpu_ratios):.3f} to {max(cpu_ratios):.3f}')
@@ -527,6 +537,11 @@ def main():
     # Other processes on the cores inflate the seconds; interleaving spreads that over both
     # sides of a ratio, and the load tells how much there was.
     print(f'load average at the start: {load_average()}')
+    if os.getloadavg()[0] > os.cpu_count() / 2 and torch.get_num_threads() > 1:
+        print('note: other processes are using the cores. With more than one torch thread, '
+              'an operation waits for its descheduled threads, which slows small operations '
+              'many times over; ratios of interleaved variants stay comparable, and '
+              '--threads 1 gives steadier seconds')
     if args.quick:
         print('--quick: a smoke run; its figures are not measurements')
     start = time.perf_counter()
