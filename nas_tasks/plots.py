@@ -117,7 +117,7 @@ def plot_staged_controller_rewards(histories: Sequence[Sequence[Sequence]], path
     axes.set_ylabel(score_name)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
-    axes.legend(loc='lower right')
+    axes.legend(loc='best')
     _save_atomically(figure, Path(path))
 
 
