@@ -64,6 +64,10 @@ class AutoGANGenerator(GeneratorSkeleton):
     Its parameter names are those of the same path in
     :class:`~gan.autogan.shared_generator.AutoGANSharedGenerator`, so
     ``load_state_dict(shared.subnet_state_dict(arch))`` inherits the shared weights.
+    Its state dict also records the architecture (``_extra_state``, the
+    official vector), and loading the weights of another architecture fails
+    with one line: mmengine loads checkpoints non-strictly, and a test of the
+    wrong generator would otherwise score half-initialised weights.
     """
 
     def __init__(self, arch: str | os.PathLike | Mapping, gf_dim: int = 256, latent_dim: int = 128,
@@ -79,3 +83,14 @@ class AutoGANGenerator(GeneratorSkeleton):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generate(z, self.cell_archs)
+
+    def get_extra_state(self) -> dict:
+        return {'arch': AutoGANSpace().to_vector(self.arch)}
+
+    def set_extra_state(self, state: dict) -> None:
+        mine = AutoGANSpace().to_vector(self.arch)
+        if list(state['arch']) != mine:
+            theirs = ' '.join(map(str, state['arch']))
+            raise ArchError(f'these weights are of the generator {theirs}, but the config builds '
+                           f"{' '.join(map(str, mine))}; set model.generator.arch to the "
+                           "architecture they were trained for (e.g. the search's best_arch.json)")

@@ -46,11 +46,12 @@ class AutoGANSharedGenerator(GeneratorSkeleton):
     def subnet_state_dict(self, arch: Arch) -> dict[str, torch.Tensor]:
         """The weights of the path ``arch`` (whole), named as in
         :class:`~gan.autogan.generator.AutoGANGenerator`, so that one loads them exactly."""
-        # The standalone generator's names are the path's; build it without memory to read them.
+        # The standalone generator's names are the path's; build it without memory to read
+        # them. Its ``_extra_state`` (the architecture) comes with them.
         with torch.device('meta'):
-            names = AutoGANGenerator(arch, self.gf_dim, self.latent_dim, self.bottom_width).state_dict()
+            standalone = AutoGANGenerator(arch, self.gf_dim, self.latent_dim, self.bottom_width).state_dict()
         shared = self.state_dict()
-        return {name: shared[name] for name in names}
+        return {name: shared.get(name, value) for name, value in standalone.items()}
 
     def _selected(self) -> list[CellArch]:
         if self.cell_archs is None:
