@@ -213,7 +213,7 @@ def test_weights_of_another_architecture_are_refused_even_by_a_non_strict_load()
     test of the wrong generator from scoring half-initialised weights."""
     a = AutoGANGenerator('autogan_cifar10_a', gf_dim=GF)
     weights = a.state_dict()
-    assert weights['_extra_state'] == {'arch': [1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3]}
+    assert weights['arch_vector'].tolist() == [1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3]
     AutoGANGenerator('autogan_cifar10_a', gf_dim=GF).load_state_dict(weights)
     with pytest.raises(ArchError, match='these weights are of the generator 1 0 1 1 1 0 0 1 1 1 0 1 0 3'):
         AutoGANGenerator('autogan_cifar10_b', gf_dim=GF).load_state_dict(weights, strict=False)

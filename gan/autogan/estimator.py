@@ -238,8 +238,8 @@ class AutoGANEstimator(Estimator):
         gf_dim)``), a grid of its samples and a picture of its cells."""
         weights_path, samples_path, picture_path = (
             Path(work_dir) / name for name in (GENERATOR_FILE, SAMPLES_FILE, PICTURE_FILE))
-        weights = {name: value.detach().cpu().clone() if torch.is_tensor(value) else value
-                   for name, value in self.trainer.generator.subnet_state_dict(arch).items()}
+        weights = {name: tensor.detach().cpu().clone() for name, tensor
+                   in self.trainer.generator.subnet_state_dict(arch).items()}
         atomic_torch_save(weights, weights_path)
         self._with_path(arch, lambda sample: save_sample_grid(sample(NUM_GRID_SAMPLES), samples_path))
         vector = ' '.join(map(str, self.space.to_vector(arch)))

@@ -19,6 +19,8 @@ from gan.autogan.space import NUM_CELLS, AutoGANSpace, CellArch
 from nas_tasks.architectures import resolve_arch
 from nas_tasks.errors import ArchError
 
+ARCH_KEY = 'arch_vector'  # the buffer recording a standalone generator's architecture
+
 
 class GeneratorSkeleton(nn.Module):
     """``l1``, the cells built with ``cell_options`` (one per cell) and ``to_rgb``."""
@@ -64,8 +66,8 @@ class AutoGANGenerator(GeneratorSkeleton):
     Its parameter names are those of the same path in
     :class:`~gan.autogan.shared_generator.AutoGANSharedGenerator`, so
     ``load_state_dict(shared.subnet_state_dict(arch))`` inherits the shared weights.
-    Its state dict also records the architecture (``_extra_state``, the
-    official vector), and loading the weights of another architecture fails
+    Its state dict also records the architecture (the buffer ``arch_vector``,
+    the official vector), and loading the weights of another architecture fails
     with one line: mmengine loads checkpoints non-strictly, and a test of the
     wrong generator would otherwise score half-initialised weights.
     """
@@ -80,17 +82,21 @@ class AutoGANGenerator(GeneratorSkeleton):
         self.cell_archs = space.cells(self.arch)
         super().__init__([CellOptions.only(cell) for cell in self.cell_archs],
                          gf_dim, latent_dim, bottom_width)
+        self.register_buffer(ARCH_KEY, arch_vector(self.arch))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generate(z, self.cell_archs)
 
-    def get_extra_state(self) -> dict:
-        return {'arch': AutoGANSpace().to_vector(self.arch)}
-
-    def set_extra_state(self, state: dict) -> None:
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        theirs = state_dict.get(prefix + ARCH_KEY)
         mine = AutoGANSpace().to_vector(self.arch)
-        if list(state['arch']) != mine:
-            theirs = ' '.join(map(str, state['arch']))
-            raise ArchError(f'these weights are of the generator {theirs}, but the config builds '
-                           f"{' '.join(map(str, mine))}; set model.generator.arch to the "
-                           "architecture they were trained for (e.g. the search's best_arch.json)")
+        if theirs is not None and theirs.tolist() != mine:
+            raise ArchError(f"these weights are of the generator {' '.join(map(str, theirs.tolist()))}, "
+                            f"but the config builds {' '.join(map(str, mine))}; set model.generator.arch "
+                            "to the architecture they were trained for (e.g. the search's best_arch.json)")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def arch_vector(arch) -> torch.Tensor:
+    """The official vector of ``arch``, as the generator's state dict records it."""
+    return torch.tensor(AutoGANSpace().to_vector(arch), dtype=torch.long, device='cpu')

@@ -11,7 +11,7 @@ import torch
 from mmengine.registry import MODELS
 
 from gan.autogan.cell import CellOptions, CellOutput
-from gan.autogan.generator import AutoGANGenerator, GeneratorSkeleton
+from gan.autogan.generator import ARCH_KEY, AutoGANGenerator, GeneratorSkeleton, arch_vector
 from gan.autogan.space import NUM_CELLS, AutoGANSpace, CellArch
 from nas_tasks.errors import NasError
 from nas_tasks.space import Arch
@@ -46,12 +46,11 @@ class AutoGANSharedGenerator(GeneratorSkeleton):
     def subnet_state_dict(self, arch: Arch) -> dict[str, torch.Tensor]:
         """The weights of the path ``arch`` (whole), named as in
         :class:`~gan.autogan.generator.AutoGANGenerator`, so that one loads them exactly."""
-        # The standalone generator's names are the path's; build it without memory to read
-        # them. Its ``_extra_state`` (the architecture) comes with them.
+        # The standalone generator's names are the path's; build it without memory to read them.
         with torch.device('meta'):
-            standalone = AutoGANGenerator(arch, self.gf_dim, self.latent_dim, self.bottom_width).state_dict()
+            names = AutoGANGenerator(arch, self.gf_dim, self.latent_dim, self.bottom_width).state_dict()
         shared = self.state_dict()
-        return {name: shared.get(name, value) for name, value in standalone.items()}
+        return {name: arch_vector(arch) if name == ARCH_KEY else shared[name] for name in names}
 
     def _selected(self) -> list[CellArch]:
         if self.cell_archs is None:
