@@ -1,3 +1,4 @@
+import json
 import os
 import socket
 import subprocess
@@ -39,6 +40,20 @@ def shrunk_search_options(data_root: Path, supernet_iters: int = 60) -> list[str
         'strategy.num_mutation=1', 'strategy.num_crossover=1',
         'estimator.bn_recalibration_batches=2',
     ]
+
+
+# Same thread count in every process, so CPU float reductions match across runs.
+ONE_THREAD = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def read_candidates(work_dir) -> list[dict]:
+    """The records of a search's ``candidates.jsonl``."""
+    return [json.loads(line) for line in (Path(work_dir) / 'candidates.jsonl').read_text().splitlines()]
+
+
+def is_png(path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE
 
 
 def assert_scores_vary(candidates: list[dict]) -> None:

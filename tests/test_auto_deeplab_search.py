@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, free_port, run_tool
+from conftest import ONE_THREAD, REPO, free_port, run_tool
 from test_bad_inputs import assert_one_line_error
-from test_detnas_search_e2e import ONE_THREAD, best_without_timings
+from test_detnas_search_e2e import best_without_timings
 
 CONFIG = 'configs/auto_deeplab/auto_deeplab_toy.py'
 

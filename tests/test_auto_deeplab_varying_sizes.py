@@ -7,9 +7,8 @@ import sys
 import numpy as np
 from PIL import Image
 
-from conftest import run_tool
+from conftest import ONE_THREAD, run_tool
 from test_auto_deeplab_search import CONFIG
-from test_detnas_search_e2e import ONE_THREAD
 
 CLASSES = ('background', 'box', 'disc')
 PALETTE = ((0, 0, 0), (200, 40, 40), (40, 40, 200))

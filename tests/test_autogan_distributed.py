@@ -16,14 +16,15 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from conftest import assert_scores_vary, free_port, one_torch_thread, run_tool
+from conftest import (ONE_THREAD, assert_scores_vary, free_port, one_torch_thread, read_candidates,
+                      run_tool)
 from gan.autogan import AutoGANEstimator, AutoGANSpace
 from gan.autogan.distributed import inception_score_over_ranks
 from gan.autogan.estimator import PathSampler
 from gan.autogan.shared_training import SharedGANSettings, SharedGANTrainer
 from nas_tasks import dist
 from nas_tasks.errors import NasError
-from test_autogan_search_e2e import ONE_THREAD, SEARCH_CONFIG, read_candidates, shrunk_options
+from test_autogan_search_e2e import SEARCH_CONFIG, shrunk_options
 
 WORLD = 2
 SPACE = AutoGANSpace()

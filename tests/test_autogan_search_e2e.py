@@ -6,16 +6,13 @@ import json
 
 import pytest
 
-from conftest import assert_scores_vary, kill_search_after, run_tool
+from conftest import ONE_THREAD, assert_scores_vary, is_png, kill_search_after, read_candidates, run_tool
 
 SEARCH_CONFIG = 'configs/autogan/autogan_cifar10_toy.py'
 PAPER_CONFIG = 'configs/autogan/autogan_cifar10.py'
-# Same thread count in every process, so CPU float reductions match across runs.
-ONE_THREAD = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 STEPS = 2  # controller steps per search iteration
 STAGE_STEPS = [2 * STEPS, 2 * STEPS, 2 * STEPS]
 NUM_CANDIDATES, TOP_K = 3, 2
-PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 def shrunk_options(data_root) -> list[str]:
@@ -32,12 +29,6 @@ def shrunk_options(data_root) -> list[str]:
             'estimator.reward.num_images=200', 'estimator.reward.batch_size=100']
 
 
-def read_candidates(work_dir) -> list[dict]:
-    return [json.loads(line) for line in (work_dir / 'candidates.jsonl').read_text().splitlines()]
-
-
-def is_png(path) -> bool:
-    return path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE
 
 
 @pytest.fixture(scope='module')

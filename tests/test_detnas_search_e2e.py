@@ -6,15 +6,10 @@ import sys
 import pytest
 import torch
 
-from conftest import (TOY_CONFIG, assert_scores_vary, free_port, kill_search_after, run_tool,
-                      shrunk_search_options)
-
-# Same thread count in every process, so CPU float reductions match across runs.
-ONE_THREAD = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
+from conftest import (ONE_THREAD, TOY_CONFIG, assert_scores_vary, free_port, kill_search_after,
+                      read_candidates, run_tool, shrunk_search_options)
 
 
-def read_candidates(work_dir):
-    return [json.loads(line) for line in (work_dir / 'candidates.jsonl').read_text().splitlines()]
 
 
 def best_without_timings(work_dir):

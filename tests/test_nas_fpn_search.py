@@ -9,14 +9,12 @@ import sys
 import pytest
 import torch
 
-from conftest import assert_scores_vary, free_port, kill_search_after, run_tool
+from conftest import (ONE_THREAD, assert_scores_vary, free_port, is_png, kill_search_after,
+                      read_candidates, run_tool)
 
 SEARCH_CONFIG = 'configs/nas_fpn/nas_fpn_retinanet_toy.py'
 FINETUNE_CONFIG = 'configs/nas_fpn/retinanet_nas_fpn_finetune_toy.py'
-# Same thread count in every process, so CPU float reductions match across runs.
-ONE_THREAD = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 STEPS, BATCH = 2, 2
-PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 def shrunk_options(data_root) -> list[str]:
@@ -27,12 +25,6 @@ def shrunk_options(data_root) -> list[str]:
             f'strategy.num_steps={STEPS}', f'strategy.batch_size={BATCH}']
 
 
-def read_candidates(work_dir) -> list[dict]:
-    return [json.loads(line) for line in (work_dir / 'candidates.jsonl').read_text().splitlines()]
-
-
-def is_png(path) -> bool:
-    return path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE
 
 
 @pytest.fixture(scope='module')
