@@ -75,6 +75,7 @@ def test_kill_and_resume_end_like_an_uninterrupted_search(search_dir, toy_cifar1
     kill_search_after(command, work_dir, STAGE_STEPS[0] + NUM_CANDIDATES + 1, ONE_THREAD)
     run_tool([*command, '--resume'], env_extra=ONE_THREAD, check=True)
     straight, resumed = read_candidates(search_dir), read_candidates(work_dir)
+    assert_scores_vary(straight)
     assert [(c['arch'], c['score']) for c in resumed] == [(c['arch'], c['score']) for c in straight]
     for name in ('best_arch.json', 'top_candidates.json'):
         assert (work_dir / name).read_text() == (search_dir / name).read_text()

@@ -122,6 +122,20 @@ def test_real_images_of_the_wrong_size_are_refused():
         SharedGANTrainer(TINY).train_steps(1, real_batches(size=16), stage0_sampler())
 
 
+def test_a_non_finite_loss_stops_training_before_the_step_with_one_line():
+    trainer = SharedGANTrainer(TINY)
+    trainer.train_steps(2, real_batches(), stage0_sampler())
+    before = [p.detach().clone() for p in trainer.discriminator.parameters()]
+
+    def poisoned():
+        while True:
+            yield torch.full((TINY.dis_batch_size, 3, 8, 8), float('nan'))
+    with pytest.raises(NasError, match=r'the shared GAN diverged: a loss of nan at D step 2; '
+                                       r'lower the learning rate'):
+        trainer.train_steps(1, poisoned(), stage0_sampler())
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.discriminator.parameters()))
+
+
 def test_training_stops_and_reports_when_the_reset_fires():
     trainer = SharedGANTrainer(replace(TINY, reset_window=2, reset_threshold=1e9))
     report = trainer.train_steps(50, real_batches(), stage0_sampler())

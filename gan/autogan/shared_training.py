@@ -15,6 +15,7 @@ are averaged over the ranks (:mod:`gan.autogan.distributed` says how and why).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
@@ -166,6 +167,12 @@ class SharedGANTrainer:
         optimizer.zero_grad()
         loss.backward()
         value = self.data_parallel.synchronise(loss, optimizer, self.generator)
+        if not math.isfinite(value):
+            # Before the step: the weights stay as they were, and the last round
+            # checkpoint holds a GAN that trained well.
+            raise NasError(f'the shared GAN diverged: a loss of {value} at D step {self.d_step}; '
+                           'lower the learning rate (estimator.gan.lr) and continue from the '
+                           'last round with --resume')
         optimizer.step()
         push_to_window(value)
         return value
