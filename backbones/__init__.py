@@ -3,7 +3,8 @@
 from . import classification  # noqa: F401  (registers the pre-training components)
 from .auto_deeplab import AutoDeepLabBackbone, AutoDeepLabSearchNet
 from .detnas import DetNASBackbone, DetNASSuperNet
+from .fna import FNABackbone, FNASuperNet
 from .resources import DetNASCostTable
 
 __all__ = ['DetNASBackbone', 'DetNASSuperNet', 'DetNASCostTable', 'AutoDeepLabBackbone',
-           'AutoDeepLabSearchNet']
+           'AutoDeepLabSearchNet', 'FNABackbone', 'FNASuperNet']

@@ -1,0 +1,6 @@
+"""FNA (Fang et al., ICLR 2020; FNA++): timm seeds, the super network, parameter
+remapping, and the adapted network as a registered timm model and backbone."""
+from .adapted import FNA_SPACE, FNABackbone, build_adapted, remap_into_adapted
+from .super_net import FNASuperNet
+
+__all__ = ['FNA_SPACE', 'FNABackbone', 'FNASuperNet', 'build_adapted', 'remap_into_adapted']

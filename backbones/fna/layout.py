@@ -31,6 +31,37 @@ def op_name(kernel: int, expansion: float) -> str:
     return f'k{kernel}_e{format_number(expansion)}'
 
 
+def searchable_stages(definition: SeedDefinition) -> list[int]:
+    """Stages 1.. while they hold inverted-residual blocks; the rest is the fixed tail.
+
+    One line naming the block when a seed cannot be mapped.
+    """
+    stages = definition.stages
+    searchable = []
+    for index, stage in enumerate(stages[1:], start=1):
+        if any(block.block_type != 'ir' for block in stage):
+            break
+        for position, block in enumerate(stage):
+            if block.unsupported_options():
+                _refuse(definition, index, position, block.unsupported_options())
+        searchable.append(index)
+    if len(stages) < 2 or not searchable:
+        _refuse(definition, 1, 0, ['no inverted-residual stage after the first'])
+    for index in range(searchable[-1] + 1, len(stages)):
+        for position, block in enumerate(stages[index]):
+            if block.block_type == 'ir':
+                _refuse(definition, index, position,
+                        ['an inverted-residual block after a fixed stage'])
+    return searchable
+
+
+def _refuse(definition: SeedDefinition, stage: int, position: int, problems: list[str]):
+    block = definition.arch_def[stage][position] if stage < len(definition.arch_def) else '-'
+    raise NasError(f'seed {definition.name} cannot be mapped: block blocks.{stage}.{position} '
+                   f'({block}) has {", ".join(problems)}; FNA searches one run of '
+                   'inverted-residual stages with one depthwise kernel each')
+
+
 @dataclass(frozen=True)
 class Candidate:
     name: str
@@ -46,7 +77,7 @@ class SearchLayout:
                  expansions: Sequence[float] = EXPANSIONS):
         self.definition = definition
         self.stages = definition.stages
-        self.searchable = self._searchable_stages()
+        self.searchable = searchable_stages(definition)
         self.depths = [int(d) for d in depths]
         if len(self.depths) != len(self.searchable) or min(self.depths, default=0) < 1:
             raise NasError(
@@ -60,31 +91,6 @@ class SearchLayout:
                            for k in kernel_sizes for e in expansions]
         if not self.candidates:
             raise NasError('FNA needs at least one kernel size and one expansion')
-
-    def _searchable_stages(self) -> list[int]:
-        """Stages 1.. while they hold inverted-residual blocks; the rest is the fixed tail."""
-        searchable = []
-        for index, stage in enumerate(self.stages[1:], start=1):
-            if any(block.block_type != 'ir' for block in stage):
-                break
-            for position, block in enumerate(stage):
-                if block.unsupported_options():
-                    self._refuse(index, position, block)
-            searchable.append(index)
-        if not searchable:
-            self._refuse(1, 0, self.stages[1][0])
-        for index in range(searchable[-1] + 1, len(self.stages)):
-            for position, block in enumerate(self.stages[index]):
-                if block.block_type == 'ir':
-                    self._refuse(index, position, block, after_tail=True)
-        return searchable
-
-    def _refuse(self, stage: int, position: int, block: BlockString, after_tail=False):
-        problems = (['an inverted-residual block after a fixed stage'] if after_tail
-                    else block.unsupported_options())
-        raise NasError(f'seed {self.definition.name} cannot be mapped: block blocks.{stage}.'
-                       f'{position} ({block.single()}) has {", ".join(problems)}; FNA searches '
-                       'one run of inverted-residual stages with one depthwise kernel each')
 
     # -- names and sizes ---------------------------------------------------------
     @property

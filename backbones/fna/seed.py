@@ -54,16 +54,18 @@ class SeedDefinition:
     def stages(self) -> list[list[BlockString]]:
         return [[BlockString.parse(text) for text in stage] for stage in self.arch_def]
 
-    def build(self, arch_def: list[list[str]], **kwargs) -> nn.Module:
+    def build(self, arch_def: list[list[str]], pretrained: bool = False, **kwargs) -> nn.Module:
         """A timm model of the seed's family and settings with another arch_def.
 
         ``kwargs`` are timm's (``features_only``, ``out_indices``,
-        ``output_stride``, ``num_classes``, ``norm_layer`` ...); the result is
-        a plain timm ``EfficientNet``/``MobileNetV3`` (or its Features class).
+        ``output_stride``, ``num_classes``, ``pretrained_cfg_overlay`` ...);
+        the result is a plain timm ``EfficientNet``/``MobileNetV3`` (or its
+        Features class). ``pretrained`` loads only what ``pretrained_cfg_overlay``
+        names (a local file): no seed has downloadable weights here.
         """
         module, creator = FAMILY_CREATORS[self.family]
         settings = {**self.settings, **kwargs}
-        return getattr(module, creator)(self.name, pretrained=False,
+        return getattr(module, creator)(self.name, pretrained=pretrained,
                                         block_args=decode_arch_def(copy.deepcopy(arch_def)),
                                         **settings)
 
