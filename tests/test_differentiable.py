@@ -85,8 +85,12 @@ class NoisyData(Dataset):
         return self.x[index], self.y[index] + jitter
 
 
-def make_trainer(tmp_path, model=None, weight_data=None, arch_data=None, **settings):
-    settings = {'epochs': 1, 'batch_size': 4, 'log_interval': 2,
+def make_trainer(tmp_path, model=None, weight_data=None, arch_data=None, batch_size=4,
+                 **settings):
+    """A trainer of a TinySearchModel; ``batch_size`` goes into its dataloader template,
+    whose batches are stacked tensors (default_collate)."""
+    settings = {'epochs': 1, 'log_interval': 2,
+                'dataloader': dict(batch_size=batch_size, collate_fn=dict(type='default_collate')),
                 'weight_optimizer': dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-3),
                 'arch_optimizer': dict(type='Adam', lr=0.05, betas=(0.5, 0.999), weight_decay=1e-3),
                 **settings}
@@ -261,7 +265,7 @@ def test_second_order_arch_gradient_matches_the_unrolled_derivative(tmp_path, mo
                      else weight_decay * w.detach() for w, b in zip(weights, buffers)]
     w0, a0 = snapshot(weights), alpha.detach().clone()
 
-    _, (trainer_grad,) = trainer.architect.unrolled_grads(a_batch, w_batch)
+    _, _, (trainer_grad,) = trainer.architect.unrolled_grads(a_batch, w_batch)
     assert_same(w0, weights)  # the virtual steps leave the weights as they were, bit for bit
 
     def objective(values):
@@ -294,7 +298,7 @@ def test_second_order_arch_gradient_matches_the_unrolled_derivative(tmp_path, mo
     assert error < 1e-3 * hessian_term
     # ... and shrinks as r^2: a ten times shorter perturbation, about 100 times less error.
     trainer.architect.radius = 0.001
-    _, (finer_grad,) = trainer.architect.unrolled_grads(a_batch, w_batch)
+    _, _, (finer_grad,) = trainer.architect.unrolled_grads(a_batch, w_batch)
     assert 30 < error / (finer_grad - exact).norm() < 300
 
 

@@ -13,8 +13,12 @@ differentiable_search = dict(
     trainer=dict(
         epochs=40,
         arch_start_epoch=20,
-        batch_size=2,
-        num_workers=4,
+        # Each half's loader (mmengine's Runner.build_dataloader, without a dataset).
+        dataloader=dict(
+            batch_size=2,
+            num_workers=4,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=dict(type='pseudo_collate')),
         weight_optimizer=dict(type='SGD', lr=0.025, momentum=0.9, weight_decay=3e-4),
         weight_lr_schedule=dict(type='cosine', min_lr=1e-3),
         arch_optimizer=dict(type='Adam', lr=3e-3, betas=(0.9, 0.999), weight_decay=1e-3),

@@ -12,7 +12,7 @@ differentiable_search = dict(
     trainer=dict(
         epochs=6,
         arch_start_epoch=3,
-        num_workers=0,
+        dataloader=dict(num_workers=0),
         log_interval=2),
     eval_interval=3,
     # FLOPs of the derived Auto-DeepLab-S at the toy image size.

@@ -1,6 +1,9 @@
 """Architecture parameters of a differentiable search, and how ops are weighted by them."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -17,6 +20,10 @@ class ArchParameters(nn.Module):
     one-hot in value, softmax in gradient. Samples depend only on the seed
     and the step passed to :meth:`resample`, so every rank draws the same path
     and a resumed run draws the same paths as an uninterrupted one.
+
+    Inside :meth:`all_paths` a single-path model runs every op again,
+    weighted by the softmax (FNA's architecture steps: one sampled path per
+    weight step, the whole relaxation per architecture step).
     """
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], init_scale: float = 1e-3,
@@ -29,6 +36,7 @@ class ArchParameters(nn.Module):
         self.seed = seed
         self.single_path = single_path
         self.uniform = True
+        self.relaxed = False  # True inside all_paths()
         self._step = 0
         self._sampled: dict[str, torch.Tensor] = {}
 
@@ -42,6 +50,15 @@ class ArchParameters(nn.Module):
         """Draw the single path used by the next forward passes."""
         self._step = step
         self._sampled.clear()
+
+    @contextmanager
+    def all_paths(self) -> Iterator[None]:
+        """Within the block, :meth:`op_weights` gives the softmax and runs every op."""
+        previous, self.relaxed = self.relaxed, True
+        try:
+            yield
+        finally:
+            self.relaxed = previous
 
     def sampled_indices(self, name: str) -> torch.Tensor:
         """The op index per edge drawn for the current step (single-path mode)."""
@@ -58,10 +75,11 @@ class ArchParameters(nn.Module):
         """``(weights, active)``: what to pass to each edge's :class:`MixedOp`.
 
         ``weights`` has the logits' shape; ``active`` holds the op index per
-        edge (a CPU tensor) in single-path mode and is None otherwise (all ops run).
+        edge (a CPU tensor) in single-path mode and is None otherwise (all ops run),
+        inside :meth:`all_paths` too.
         """
         probs = self.softmax(name)
-        if not self.single_path:
+        if not self.single_path or self.relaxed:
             return probs, None
         indices = self.sampled_indices(name)  # on the CPU: int(active[i]) needs no device sync
         one_hot = torch.zeros_like(probs).scatter_(-1, indices.to(probs.device).unsqueeze(-1), 1.0)

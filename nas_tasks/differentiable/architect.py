@@ -5,6 +5,10 @@ model, or its DistributedDataParallel wrapper), never with
 ``torch.autograd.grad``, so that under DDP both the weight and the
 architecture gradients are averaged across ranks and all ranks take the same
 step.
+
+An architecture cost (``cost``: a scalar function of the architecture
+parameters, e.g. FNA's expected latency) joins the architecture-half loss of
+every architecture step, never a weight step.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import torch
 from torch import nn
 
 from nas_tasks.differentiable.finite import check_step
+from nas_tasks.differentiable.precision import Precision
 from nas_tasks.errors import NasError
 
 Batch = Any
@@ -25,15 +30,37 @@ def zero_grads(params: Sequence[nn.Parameter]) -> None:
 
 
 def backward_loss(forward: Callable[[Batch], torch.Tensor], batch: Batch,
-                  params: Sequence[nn.Parameter]) -> torch.Tensor:
-    """Clear the grads of ``params``, then back-propagate ``forward(batch)``; the detached loss."""
+                  params: Sequence[nn.Parameter], precision: Precision | None = None,
+                  cost: Callable[[], torch.Tensor] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Clear the grads of ``params``, then back-propagate ``forward(batch)`` (plus ``cost()``).
+
+    ``forward`` runs under ``precision``'s autocast, and its loss is scaled
+    if ``precision`` scales losses; ``cost``, a function of the architecture
+    parameters, runs in full precision. One ``backward()`` for both, so DDP
+    sees one backward pass. Returns the detached loss and cost (None without one).
+    """
     zero_grads(params)
-    loss = forward(batch)
+    if precision is None:
+        loss = forward(batch)
+    else:
+        with precision.autocast():
+            loss = forward(batch)
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
         raise NasError('the search model must return a scalar loss tensor from model(batch), '
                        f'got {type(loss).__name__} {tuple(getattr(loss, "shape", ()))}')
-    loss.backward()
-    return loss.detach()
+    total, extra = loss, None
+    if cost is not None:
+        extra = cost()
+        if not isinstance(extra, torch.Tensor) or extra.dim() != 0:
+            raise NasError('the search model\'s arch_cost() must return a scalar tensor, got '
+                           f'{type(extra).__name__} {tuple(getattr(extra, "shape", ()))}')
+        total = loss + extra
+    if precision is None:
+        total.backward()
+    else:
+        precision.backward(total)
+    return loss.detach(), None if extra is None else extra.detach()
 
 
 def _grads(params: Sequence[nn.Parameter]) -> list[torch.Tensor | None]:
@@ -63,6 +90,14 @@ class Architect:
     group. Weights without a gradient (ops off the sampled single path) stay
     put in the virtual step, as the optimizer skips them.
 
+    ``cost()``, when given, is added to the architecture-half loss
+    (``L_val``) before back-propagation, in first and second order; it is
+    independent of the weights, so the Hessian term does not see it.
+
+    With ``precision`` (first order only; the trainer refuses amp with second
+    order) the forward runs under autocast and the loss is scaled; a step
+    whose scaled gradients overflowed is skipped by the scaler.
+
     The forward passes update BatchNorm running statistics like any training
     forward; weights are restored bit for bit after the virtual steps.
     """
@@ -71,43 +106,57 @@ class Architect:
 
     def __init__(self, forward: Callable[[Batch], torch.Tensor], weights: Sequence[nn.Parameter],
                  arch: Sequence[nn.Parameter], weight_optimizer: torch.optim.Optimizer,
-                 arch_optimizer: torch.optim.Optimizer, second_order: bool = False):
+                 arch_optimizer: torch.optim.Optimizer, second_order: bool = False,
+                 cost: Callable[[], torch.Tensor] | None = None,
+                 precision: Precision | None = None):
         self.forward = forward
         self.weights = list(weights)
         self.arch = list(arch)
         self.weight_optimizer = weight_optimizer
         self.arch_optimizer = arch_optimizer
         self.second_order = second_order
+        self.cost = cost
+        self.precision = precision or Precision(False, torch.device('cpu'))
         if second_order:
             check_virtual_step_optimizer(weight_optimizer)
+            if self.precision.enabled:
+                raise NasError('a second-order architecture step runs in full precision; '
+                               'pass no amp precision')
 
     @property
     def _all(self) -> list[nn.Parameter]:
         return self.weights + self.arch
 
-    def step(self, arch_batch: Batch, weight_batch: Batch | None = None) -> float:
-        """One architecture update; returns the architecture-half loss.
+    def step(self, arch_batch: Batch, weight_batch: Batch | None = None
+             ) -> tuple[float, float | None]:
+        """One architecture update; returns the architecture-half loss and the cost (or None).
 
         ``weight_batch`` (needed in second order) is the weight-half batch of
         the same iteration, as in DARTS. A non-finite loss or gradient (on any
         rank) raises :class:`NonFiniteStep` before the architecture moves.
         """
         if self.second_order:
-            loss, grads = self.unrolled_grads(arch_batch, weight_batch)
+            loss, cost, grads = self.unrolled_grads(arch_batch, weight_batch)
         else:
-            loss = backward_loss(self.forward, arch_batch, self._all)
+            loss, cost = backward_loss(self.forward, arch_batch, self._all, self.precision,
+                                       self.cost)
             grads = _grads(self.arch)
         zero_grads(self._all)
-        check_step('architecture', loss, grads)
+        objective = loss if cost is None else loss + cost
+        # Under loss scaling an overflowing gradient is the scaler's to skip.
+        check_step('architecture', objective,
+                   [] if self.precision.scaler_checks_gradients else grads)
         for param, grad in zip(self.arch, grads):
             param.grad = grad
-        self.arch_optimizer.step()
+        self.precision.unscale_(self.arch_optimizer)
+        self.precision.step(self.arch_optimizer)
         zero_grads(self.arch)
-        return float(loss)
+        return float(loss), None if cost is None else float(cost)
 
     def unrolled_grads(self, arch_batch: Batch, weight_batch: Batch
-                       ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-        """``(L_val(w'), d L_val(w'(alpha), alpha) / d alpha)``; weights unchanged afterwards."""
+                       ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
+        """``(L_val(w'), cost, d (L_val(w'(alpha), alpha) + cost(alpha)) / d alpha)``;
+        weights unchanged afterwards."""
         if weight_batch is None:
             raise ValueError('a second-order architecture step needs the weight-half batch')
         saved = [w.detach().clone() for w in self.weights]
@@ -116,7 +165,7 @@ class Architect:
         try:
             _assign(self.weights, virtual)
             del virtual
-            loss = backward_loss(self.forward, arch_batch, self._all)
+            loss, cost = backward_loss(self.forward, arch_batch, self._all, cost=self.cost)
             arch_grads = _grads(self.arch)
             # xi * v per parameter: the direction of the Hessian-vector product.
             direction = [None if w.grad is None or scale is None else scale * w.grad.detach()
@@ -131,7 +180,7 @@ class Architect:
                               for g, p, m in zip(arch_grads, plus, minus)]
         finally:
             _assign(self.weights, saved)
-        return loss, arch_grads
+        return loss, cost, arch_grads
 
     def _arch_grads_at(self, saved: list[torch.Tensor], direction: list[torch.Tensor | None],
                        eps: torch.Tensor, batch: Batch) -> list[torch.Tensor | None]:

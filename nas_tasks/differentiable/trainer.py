@@ -7,21 +7,19 @@ loss. Nothing task-specific lives here; a task adds evaluation through the
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
-import math
 import time
-from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
-from mmengine.dataset.utils import worker_init_fn
 from mmengine.logging import MMLogger
 from mmengine.registry import OPTIMIZERS
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from nas_tasks import dist
@@ -29,6 +27,8 @@ from nas_tasks.builder import build_component
 from nas_tasks.differentiable.arch_params import ArchParameters
 from nas_tasks.differentiable.architect import Architect, backward_loss, zero_grads
 from nas_tasks.differentiable.finite import NonFiniteStep, check_step, non_finite_entries
+from nas_tasks.differentiable.loaders import HalfLoader, check_half_size, dataloader_template
+from nas_tasks.differentiable.precision import Precision, check_amp_settings, sync_batch_norm
 from nas_tasks.differentiable.ranks import gather, mean_over_ranks, on_every_rank
 from nas_tasks.differentiable.state import capture_rng_state, restore_rng_state
 from nas_tasks.errors import NasError
@@ -37,14 +37,24 @@ from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.strategies.base import check_int
 from nas_tasks.workdir import SearchWorkDir, check_state_keys
 
-# What a trainer checkpoint holds (see DifferentiableTrainer.state_dict).
+# What a trainer checkpoint holds (see DifferentiableTrainer.state_dict); it
+# also holds 'scaler' (the float16 loss scaler's state, None without one),
+# optional so that checkpoints written before mixed precision still load.
 STATE_KEYS = ('epoch', 'global_step', 'model', 'weight_optimizer', 'arch_optimizer', 'lr_scheduler',
               'history', 'result', 'rng', 'settings')
+ARCH_PATHS = ('sampled', 'all')
 # DARTS (Liu et al. 2019) settings, used where a config names no optimizer.
 DEFAULT_WEIGHT_OPTIMIZER = dict(type='SGD', lr=0.025, momentum=0.9, weight_decay=3e-4)
 DEFAULT_ARCH_OPTIMIZER = dict(type='Adam', lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
 
 EpochCallback = Callable[['DifferentiableTrainer', int], 'dict[str, float] | None']
+
+
+class StepLosses(NamedTuple):
+    """What one iteration measured: its losses, and the architecture cost (None where not taken)."""
+    weight: float
+    arch: float | None
+    arch_cost: float | None
 
 
 class DifferentiableTrainer:
@@ -60,6 +70,10 @@ class DifferentiableTrainer:
       (what is recorded and plotted; default: ``arch_params.softmax(group)``
       per group), and optional ``model.arch_op_names`` maps a group to labels
       of its last dimension, for the plots.
+    * optional ``model.arch_cost()`` returns a scalar tensor, a function of
+      the architecture parameters (FNA's expected latency, say): it is added
+      to the loss of every architecture step (first and second order), never
+      to a weight step.
 
     Each iteration (``global_step`` counts them over the whole run):
     ``arch_params.resample(global_step)``; from epoch ``arch_start_epoch`` on,
@@ -70,22 +84,40 @@ class DifferentiableTrainer:
     gradients are clipped to ``grad_clip`` by norm, only ``weight_optimizer``
     steps). In single-path mode ``arch_params.uniform`` is True during the
     warm-up epochs (ops drawn uniformly) and False after (drawn from the
-    softmax). An epoch is one pass over the weight half (at most
+    softmax). ``arch_paths`` says what the architecture steps of a
+    single-path search run: ``'sampled'`` the iteration's sampled path, like
+    the weight step; ``'all'`` every candidate op weighted by the softmax
+    (the DARTS relaxation; FNA), inside :meth:`ArchParameters.all_paths`.
+    An epoch is one pass over the weight half (at most
     ``max_iters_per_epoch`` iterations); the architecture half is cycled
-    through as often as needed. Last incomplete batches are dropped.
+    through as often as needed.
+
+    ``dataloader`` is an mmengine (or mmdet) dataloader config without its
+    dataset: batch_size, num_workers, sampler, batch_sampler, collate_fn,
+    persistent_workers, pin_memory ... (default
+    :data:`~nas_tasks.differentiable.loaders.DEFAULT_DATALOADER`: batch 1, no
+    workers, a shuffling DefaultSampler, pseudo_collate). Each half's loader
+    is built from it with mmengine's ``Runner.build_dataloader``; last
+    incomplete batches are dropped unless it says ``drop_last=False``.
 
     ``weight_lr_schedule=dict(type='cosine', min_lr=...)`` anneals the weight
     learning rate from its initial value to ``min_lr`` over ``epochs``,
     stepped once per epoch (as DARTS does); None keeps it constant.
 
-    Randomness: each half's shuffling is a function of ``(seed, epoch)``
-    (a :class:`DistributedSampler` with ``set_epoch``, also for one process);
-    loader workers seed NumPy, ``random`` and torch from ``(seed, epoch,
-    rank, worker)`` (mmengine's ``worker_init_fn``); the single paths are a
-    function of ``(arch_params.seed, step)``; the global generators are seeded
-    from ``(seed, rank)`` when a run starts and saved in every checkpoint.
-    So a run resumed from an epoch checkpoint ends bit-identical to an
-    uninterrupted one.
+    ``amp=True`` runs the forward passes under autocast (float16 with loss
+    scaling on CUDA, bfloat16 on the CPU; see :class:`Precision`); not with
+    ``second_order``. ``sync_bn=True`` converts the model's BatchNorm layers
+    to SyncBatchNorm before the DDP wrap when more than one rank trains
+    (CUDA only: refused on the CPU).
+
+    Randomness: each half's order is a function of ``(seed, half, pass,
+    epoch)`` (the sampler's seed and ``set_epoch``, on every rank); loader
+    workers are seeded by mmengine's ``worker_init_fn`` from ``(seed, half,
+    pass, epoch)``; the single paths are a function of
+    ``(arch_params.seed, step)``; the global generators are seeded from
+    ``(seed, rank)`` when a run starts and saved in every checkpoint. So a
+    run resumed from an epoch checkpoint ends bit-identical to an
+    uninterrupted one (on the CPU; see the README for CUDA).
 
     Under torch.distributed the model runs inside DistributedDataParallel and
     every gradient comes from ``backward()``, so weight and architecture
@@ -101,11 +133,15 @@ class DifferentiableTrainer:
     any rank is not taken; the run stops with a NasError that names the epoch
     and iteration, and the last checkpoint (the previous epoch's) stays the
     one to resume from. A model holding non-finite values is never saved.
+    Under float16 loss scaling an overflowing gradient is the scaler's to
+    skip (it lowers the scale); the run stops only when the scale collapses.
 
     ``history`` holds one record per epoch::
 
         dict(epoch=0-based index, step=global step after it,
              weight_loss=mean, arch_loss=mean or None during warm-up,
+             arch_cost=mean of model.arch_cost() over the architecture steps,
+                       None during warm-up or without one,
              lr=weight learning rate during the epoch,
              arch_weights={group: nested list, the normalised weights},
              metrics={name: float, returned by on_epoch_end})
@@ -121,12 +157,12 @@ class DifferentiableTrainer:
 
     def __init__(self, model: nn.Module, weight_dataset: Dataset, arch_dataset: Dataset, *,
                  work_dir: str | Path, epochs: int = 50, arch_start_epoch: int = 0,
-                 batch_size: int = 1, num_workers: int = 0,
-                 collate_fn: Callable[[list], Any] | None = None,
+                 dataloader: dict | None = None,
                  weight_optimizer: dict | None = None, arch_optimizer: dict | None = None,
                  weight_lr_schedule: dict | None = None, grad_clip: float | None = 5.0,
-                 second_order: bool = False, single_path: bool = False, seed: int = 0,
-                 log_interval: int = 50, max_iters_per_epoch: int | None = None,
+                 second_order: bool = False, single_path: bool = False,
+                 arch_paths: str = 'sampled', amp: bool = False, sync_bn: bool = False,
+                 seed: int = 0, log_interval: int = 50, max_iters_per_epoch: int | None = None,
                  find_unused_parameters: bool | None = None,
                  on_epoch_end: EpochCallback | None = None,
                  logger: logging.Logger | None = None):
@@ -136,8 +172,6 @@ class DifferentiableTrainer:
                            '(an ArchParameters); a differentiable search needs one')
         check_int('epochs', epochs, minimum=1)
         check_int('arch_start_epoch', arch_start_epoch, minimum=0)
-        check_int('batch_size', batch_size, minimum=1)
-        check_int('num_workers', num_workers, minimum=0)
         check_int('seed', seed, minimum=0)
         check_int('log_interval', log_interval, minimum=1)
         if max_iters_per_epoch is not None:
@@ -151,23 +185,30 @@ class DifferentiableTrainer:
         for name, flag in (('second_order', second_order), ('single_path', single_path)):
             if not isinstance(flag, bool):
                 raise NasError(f'{name} must be True or False, got {flag!r}')
+        _check_arch_paths(arch_paths, single_path)
+        check_amp_settings(amp, second_order)
+        model = sync_batch_norm(model, sync_bn)
 
         self.model = model
         self.arch_params: ArchParameters = arch_params
-        self.weight_dataset, self.arch_dataset = weight_dataset, arch_dataset
         self.work = SearchWorkDir(work_dir)
         self.work_dir = self.work.path
         self.epochs, self.arch_start_epoch = epochs, arch_start_epoch
-        self.batch_size, self.num_workers, self.collate_fn = batch_size, num_workers, collate_fn
         self.grad_clip = grad_clip
         self.second_order, self.single_path = second_order, single_path
+        self.arch_paths, self.amp, self.sync_bn = arch_paths, amp, sync_bn
         self.seed, self.log_interval = seed, log_interval
         self.max_iters_per_epoch = max_iters_per_epoch
         self.on_epoch_end = on_epoch_end
         self.logger: logging.Logger = logger or MMLogger.get_instance('nas_tasks')
         self._own_logger = logger is None
-        for half, dataset in (('weight', weight_dataset), ('architecture', arch_dataset)):
-            self._check_half_size(half, dataset)
+        self.dataloader = dataloader_template(dataloader)
+        self.weight_loader = HalfLoader(self.dataloader, weight_dataset, 'weight', seed)
+        self.arch_loader = HalfLoader(self.dataloader, arch_dataset, 'arch', seed)
+        # The loaders hold the halves (copies); the trainer keeps no second reference.
+        self.weight_dataset, self.arch_dataset = self.weight_loader.dataset, self.arch_loader.dataset
+        for half, loader in (('weight', self.weight_loader), ('architecture', self.arch_loader)):
+            check_half_size(loader, half)
 
         arch_ids = {id(p) for p in arch_params.parameters()}
         self.arch_parameters = list(arch_params.parameters())
@@ -185,10 +226,13 @@ class DifferentiableTrainer:
                                 for name, optimizer in self._optimizers().items()}
 
         arch_params.single_path = single_path
+        self.precision = Precision(amp, next(model.parameters()).device)
         self.forward = self._wrap(model, single_path if find_unused_parameters is None
                                   else find_unused_parameters)
+        cost = getattr(model, 'arch_cost', None)
         self.architect = Architect(self.forward, self.weight_parameters, self.arch_parameters,
-                                   self.weight_optimizer, self.arch_optimizer, second_order)
+                                   self.weight_optimizer, self.arch_optimizer, second_order,
+                                   cost=cost if callable(cost) else None, precision=self.precision)
         self.epoch = 0  # epochs completed
         self.global_step = 0  # iterations completed
         self.history: list[dict] = []
@@ -196,14 +240,6 @@ class DifferentiableTrainer:
         self.checkpointed_epoch: int | None = None  # epochs completed in the latest checkpoint
 
     # -- set-up ----------------------------------------------------------------
-    def _check_half_size(self, half: str, dataset: Dataset) -> None:
-        world = dist.get_world_size()
-        per_rank = math.ceil(len(dataset) / world)
-        if per_rank < self.batch_size:
-            raise NasError(f'the {half} half holds {len(dataset)} samples, fewer than batch_size '
-                           f'{self.batch_size} per process ({world} process(es)); lower batch_size '
-                           'or give the search more data')
-
     @staticmethod
     def _wrap(model: nn.Module, find_unused_parameters: bool) -> Callable[[Any], torch.Tensor]:
         """The model, inside DistributedDataParallel when a process group is up."""
@@ -214,30 +250,14 @@ class DifferentiableTrainer:
         return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False,
                                        find_unused_parameters=find_unused_parameters)
 
-    def _loader(self, dataset: Dataset, half: str, epoch: int, pass_index: int = 0) -> DataLoader:
-        """A loader over one half whose order depends only on (seed, half, pass, epoch)."""
-        rank, world = dist.get_rank(), dist.get_world_size()
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                     seed=seed_for(self.seed, f'{half}:{pass_index}'))
-        sampler.set_epoch(epoch)
-        loader_seed = seed_for(self.seed, f'{half}:{pass_index}:{epoch}')
-        init = (partial(worker_init_fn, num_workers=self.num_workers, rank=rank, seed=loader_seed)
-                if self.num_workers else None)
-        # The generator also keeps the loader from drawing on the global torch RNG.
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=self.collate_fn,
-                          drop_last=True, worker_init_fn=init,
-                          generator=torch.Generator().manual_seed(loader_seed))
-
     def _arch_batches(self, epoch: int) -> Iterator[Any]:
         """Architecture-half batches for one epoch, cycling through the half as needed."""
         for pass_index in itertools.count():
-            yield from self._loader(self.arch_dataset, 'arch', epoch, pass_index)
+            yield from self.arch_loader.for_pass(epoch, pass_index)
 
     @property
     def iters_per_epoch(self) -> int:
-        per_rank = math.ceil(len(self.weight_dataset) / dist.get_world_size())
-        iters = per_rank // self.batch_size
+        iters = len(self.weight_loader)
         return iters if self.max_iters_per_epoch is None else min(iters, self.max_iters_per_epoch)
 
     # -- state -----------------------------------------------------------------
@@ -248,7 +268,8 @@ class DifferentiableTrainer:
     def state_dict(self) -> dict:
         """Everything a resumed run needs (:data:`STATE_KEYS`); loadable with ``weights_only=True``.
 
-        ``rng`` holds every rank's generator states (gathered), in rank order.
+        ``rng`` holds every rank's generator states (gathered), in rank order;
+        ``scaler`` the float16 loss scaler's state (None without one).
         """
         return dict(epoch=self.epoch, global_step=self.global_step,
                     model=self.model.state_dict(),
@@ -256,8 +277,10 @@ class DifferentiableTrainer:
                     arch_optimizer=self.arch_optimizer.state_dict(),
                     lr_scheduler=None if self.lr_scheduler is None else self.lr_scheduler.state_dict(),
                     history=self.history, result=self.result, rng=gather(capture_rng_state()),
+                    scaler=self.precision.state_dict(),
                     settings=dict(seed=self.seed, arch_seed=self.arch_params.seed,
-                                  single_path=self.single_path, second_order=self.second_order))
+                                  single_path=self.single_path, second_order=self.second_order,
+                                  arch_paths=self.arch_paths, amp=self.amp))
 
     def load_state_dict(self, state: dict) -> None:
         check_state_keys(state, STATE_KEYS, self.checkpoint_path)
@@ -281,6 +304,7 @@ class DifferentiableTrainer:
         if self.lr_scheduler is not None:
             self.lr_scheduler.load_state_dict(state['lr_scheduler'])
         self._apply_configured_lrs()
+        self.precision.load_state_dict(state.get('scaler'))
         self.epoch, self.global_step = state['epoch'], state['global_step']
         self.history = list(state['history'])
         self.result = state.get('result')
@@ -371,74 +395,92 @@ class DifferentiableTrainer:
                 self._end_epoch(losses, time.perf_counter() - start)
         return self.history
 
-    def _train_epoch(self, epoch: int, iters: int, progress: tqdm) -> tuple[float, float | None]:
-        """One epoch; the mean weight loss and mean architecture loss (None in warm-up)."""
+    def _train_epoch(self, epoch: int, iters: int, progress: tqdm
+                     ) -> tuple[float, float | None, float | None]:
+        """One epoch; the means of the weight loss, the architecture loss and the
+        architecture cost (each None where no step measured it)."""
         self.model.train()
         train_arch = epoch >= self.arch_start_epoch
         if self.single_path:
             self.arch_params.uniform = not train_arch
-        weight_batches = self._loader(self.weight_dataset, 'weight', epoch)
+        weight_batches = self.weight_loader.for_pass(epoch)
         arch_batches = self._arch_batches(epoch) if train_arch else None
-        totals = torch.zeros(2, dtype=torch.float64)
-        interval = torch.zeros(2, dtype=torch.float64)
+        with_cost = train_arch and self.architect.cost is not None
+        totals = torch.zeros(3, dtype=torch.float64)
+        interval = torch.zeros(3, dtype=torch.float64)
         for i, weight_batch in zip(range(iters), weight_batches):
             arch_batch = None if arch_batches is None else next(arch_batches)
             try:
-                weight_loss, arch_loss = self.train_step(weight_batch, arch_batch)
+                losses = self.train_step(weight_batch, arch_batch)
             except NonFiniteStep as error:
                 raise NasError(f'non-finite {error.what} at epoch {epoch + 1}/{self.epochs}, '
                                f'iteration {i + 1}/{iters} (both 1-based): the step was not '
                                f'taken; {self._how_to_resume()}') from error
-            interval[0] += weight_loss
-            if arch_loss is not None:
-                interval[1] += arch_loss
+            interval += torch.tensor([value or 0.0 for value in losses], dtype=torch.float64)
             progress.update(1)
             if (i + 1) % self.log_interval == 0 or i + 1 == iters:
                 totals += interval
                 done = (i % self.log_interval) + 1
-                self._log_interval(epoch, i + 1, iters, interval / done, train_arch)
+                self._log_interval(epoch, i + 1, iters, interval / done, train_arch, with_cost)
                 interval.zero_()
         if arch_batches is not None:
             arch_batches.close()
-        means = mean_over_ranks(totals / iters)
-        return float(means[0]), (float(means[1]) if train_arch else None)
+        means = [float(m) for m in mean_over_ranks(totals / iters)]
+        return (means[0], means[1] if train_arch else None, means[2] if with_cost else None)
 
-    def train_step(self, weight_batch: Any, arch_batch: Any = None) -> tuple[float, float | None]:
+    def train_step(self, weight_batch: Any, arch_batch: Any = None) -> StepLosses:
         """One iteration: resample the architecture, an architecture step on
         ``arch_batch`` (none in the warm-up: pass None), a weight step on
-        ``weight_batch``. Returns the weight loss and the architecture loss.
+        ``weight_batch``. Returns the weight loss, the architecture loss and
+        the architecture cost.
 
         A non-finite loss or gradient raises :class:`NonFiniteStep` before the
         step it belongs to (an architecture step of the same iteration may
         have been taken already)."""
         self.arch_params.resample(self.global_step)
-        arch_loss = None if arch_batch is None else self.architect.step(arch_batch, weight_batch)
+        arch_loss = arch_cost = None
+        if arch_batch is not None:
+            with self._arch_step_paths():
+                arch_loss, arch_cost = self.architect.step(arch_batch, weight_batch)
         weight_loss = self._weight_step(weight_batch)
+        self.precision.update()
         self.global_step += 1
-        return weight_loss, arch_loss
+        return StepLosses(weight_loss, arch_loss, arch_cost)
+
+    def _arch_step_paths(self):
+        """What an architecture step runs: the sampled path, or every op (``arch_paths='all'``)."""
+        if self.arch_paths == 'all':
+            return self.arch_params.all_paths()
+        return contextlib.nullcontext()
 
     def _weight_step(self, batch: Any) -> float:
-        loss = backward_loss(self.forward, batch, self.weight_parameters + self.arch_parameters)
+        loss, _ = backward_loss(self.forward, batch, self.weight_parameters + self.arch_parameters,
+                                self.precision)
         zero_grads(self.arch_parameters)
-        check_step('weight', loss, [p.grad for p in self.weight_parameters])
+        # Under loss scaling an overflowing gradient is the scaler's to skip.
+        check_step('weight', loss, [] if self.precision.scaler_checks_gradients
+                   else [p.grad for p in self.weight_parameters])
+        self.precision.unscale_(self.weight_optimizer)
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.weight_parameters, self.grad_clip)
-        self.weight_optimizer.step()
+        self.precision.step(self.weight_optimizer)
         return float(loss)
 
     def _log_interval(self, epoch: int, iteration: int, iters: int, means: torch.Tensor,
-                      train_arch: bool) -> None:
-        text = f'weight loss {means[0]:.4f}' + (f', arch loss {means[1]:.4f}' if train_arch else '')
+                      train_arch: bool, with_cost: bool) -> None:
+        text = (f'weight loss {means[0]:.4f}' + (f', arch loss {means[1]:.4f}' if train_arch else '')
+                + (f', arch cost {means[2]:.4g}' if with_cost else ''))
         self.logger.info(f'epoch {epoch + 1}/{self.epochs} iter {iteration}/{iters}: {text}')
 
-    def _end_epoch(self, losses: tuple[float, float | None], seconds: float) -> None:
+    def _end_epoch(self, losses: tuple[float, float | None, float | None], seconds: float) -> None:
         epoch = self.epoch
         lr = self.weight_lr
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()
-        record = dict(epoch=epoch, step=self.global_step, weight_loss=losses[0],
-                      arch_loss=losses[1], lr=lr, arch_weights=self.arch_weights_lists(),
-                      metrics={})
+        weight_loss, arch_loss, arch_cost = losses
+        record = dict(epoch=epoch, step=self.global_step, weight_loss=weight_loss,
+                      arch_loss=arch_loss, arch_cost=arch_cost, lr=lr,
+                      arch_weights=self.arch_weights_lists(), metrics={})
         if self.on_epoch_end is not None:
             metrics = self.on_epoch_end(self, epoch) or {}
             record['metrics'] = {str(k): float(v) for k, v in metrics.items()}
@@ -449,10 +491,11 @@ class DifferentiableTrainer:
         if dist.is_main_process():
             plot_arch_weights(self.history, self.work.plots_dir,
                               getattr(self.model, 'arch_op_names', None))
-        arch_text = 'warm-up' if losses[1] is None else f'arch loss {losses[1]:.4f}'
+        arch_text = 'warm-up' if arch_loss is None else f'arch loss {arch_loss:.4f}'
+        cost_text = '' if arch_cost is None else f', arch cost {arch_cost:.4g}'
         metrics_text = ''.join(f', {k} {v:.4f}' for k, v in record['metrics'].items())
-        self.logger.info(f'epoch {epoch + 1}/{self.epochs}: weight loss {losses[0]:.4f}, '
-                         f'{arch_text}, lr {lr:.3g}{metrics_text}, {seconds:.1f} s')
+        self.logger.info(f'epoch {epoch + 1}/{self.epochs}: weight loss {weight_loss:.4f}, '
+                         f'{arch_text}{cost_text}, lr {lr:.3g}{metrics_text}, {seconds:.1f} s')
 
     # -- results -------------------------------------------------------------------
     @property
@@ -492,3 +535,12 @@ def _build_lr_schedule(cfg: dict | None, optimizer: torch.optim.Optimizer, epoch
     if not isinstance(min_lr, (int, float)) or isinstance(min_lr, bool) or min_lr < 0:
         raise NasError(f'weight_lr_schedule min_lr must be a number >= 0, got {min_lr!r}')
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=min_lr)
+
+
+def _check_arch_paths(arch_paths: str, single_path: bool) -> None:
+    if arch_paths not in ARCH_PATHS:
+        raise NasError(f"arch_paths must be 'sampled' or 'all', got {arch_paths!r}")
+    if arch_paths == 'all' and not single_path:
+        raise NasError("arch_paths='all' runs every op in the architecture steps of a "
+                       'single-path search; without single_path=True every step runs every op '
+                       "already: set single_path=True or arch_paths='sampled'")

@@ -1,0 +1,241 @@
+"""The shared base of differentiable search tasks (Auto-DeepLab, FNA, ...).
+
+A task names its data scope and score, and builds, decodes, costs and exports
+its search model; everything else is here: the work-dir rules, the datasets,
+the deterministic split of the training split into a weight half and an
+architecture half, the trainer, held-out evaluation through mmengine's
+Evaluator, the result record, and the resume of a finished search.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import math
+import numbers
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.evaluator import Evaluator
+from mmengine.registry import DefaultScope
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from nas_tasks import dist
+from nas_tasks.builder import check_settings, settings_of
+from nas_tasks.data_paths import check_dataset_paths
+from nas_tasks.differentiable.trainer import DifferentiableTrainer
+from nas_tasks.errors import NasError
+from nas_tasks.seeding import seed_everything, seed_for
+from nas_tasks.workdir import SearchWorkDir
+
+# Trainer arguments the task passes itself; a config cannot set them.
+TRAINER_SUPPLIED = ('model', 'weight_dataset', 'arch_dataset', 'work_dir', 'seed', 'on_epoch_end',
+                    'logger')
+REQUIRED_CONFIG_KEYS = ('train_dataloader', 'val_dataloader', 'val_evaluator')
+
+
+class DifferentiableSearchTask:
+    """A differentiable search: train a search model bilevel, decode it, score it, export it.
+
+    Subclasses set the class attributes ``score_name`` (the evaluator's key
+    that scores the result, e.g. ``'mIoU'``, ``'coco/bbox_mAP'``) and
+    ``default_scope`` (``'mmseg'`` or ``'mmdet'``: the registry the datasets
+    and the evaluator are built from), and implement:
+
+    * ``build_search_model(train_set) -> nn.Module``: a model that meets the
+      :class:`DifferentiableTrainer` contract and has ``test_step(batch)``
+      returning the data samples with predictions, for the evaluator. Built
+      after the global generators are seeded from ``seed``, so a rerun (and a
+      resume, before it loads the checkpoint) starts from the same weights.
+    * ``decode(model) -> dict``: the architecture the trained model stands for.
+    * ``costs(arch) -> dict[str, float]``: its FLOPs, parameters, latency ...
+    * ``export(record, work)``: the task's files; called on rank 0 only.
+
+    and may override ``epoch_metrics(trainer, epoch, model, val_set)``
+    (default: :meth:`evaluate` every ``eval_interval`` epochs, none when 0).
+
+    Args:
+        config: the whole search config; its ``train_dataloader.dataset``
+            (split into the two halves), ``val_dataloader`` (the held-out
+            evaluation; its ``num_workers``) and ``val_evaluator`` are used.
+        trainer: settings of :class:`DifferentiableTrainer`.
+        eval_interval: evaluate on the val split after every this many epochs.
+        seed: seeds the split, the initial weights and the trainer.
+        arch_fraction: the share of the training images in the architecture half.
+    """
+
+    score_name: str = ''
+    default_scope: str = ''
+
+    def __init__(self, config: Config, trainer: dict, eval_interval: int = 0, seed: int = 0,
+                 arch_fraction: float = 0.5):
+        if not self.score_name or not self.default_scope:
+            raise TypeError(f'{type(self).__name__} must set the class attributes score_name '
+                            'and default_scope')
+        self.config = config
+        self.trainer_cfg = dict(trainer)
+        self.eval_interval = int(eval_interval)
+        self.seed = int(seed)
+        if isinstance(arch_fraction, bool) or not isinstance(arch_fraction, numbers.Real) \
+                or not 0 < arch_fraction < 1:
+            raise NasError(f'arch_fraction must be a number between 0 and 1 (the share of the '
+                           f'training images that train the architecture), got {arch_fraction!r}')
+        self.arch_fraction = float(arch_fraction)
+        check_settings(self.trainer_cfg, settings_of(DifferentiableTrainer, TRAINER_SUPPLIED),
+                       'differentiable_search.trainer')
+        for key in REQUIRED_CONFIG_KEYS:
+            if key not in config:
+                raise NasError(f"the config has no '{key}'; {type(self).__name__} needs "
+                               f'{self.default_scope} train_dataloader and val_dataloader '
+                               f"datasets and a val_evaluator that reports '{self.score_name}'")
+
+    # -- what a task implements ------------------------------------------------
+    def build_search_model(self, train_set) -> nn.Module:
+        raise NotImplementedError
+
+    def decode(self, model: nn.Module) -> dict:
+        raise NotImplementedError
+
+    def costs(self, arch: dict) -> dict[str, float]:
+        raise NotImplementedError
+
+    def export(self, record: dict, work: SearchWorkDir) -> None:
+        raise NotImplementedError
+
+    def epoch_metrics(self, trainer: DifferentiableTrainer, epoch: int, model: nn.Module,
+                      val_set) -> dict[str, float]:
+        """Metrics for the epoch record (``epoch`` 0-based); runs on every rank."""
+        if self.eval_interval and (epoch + 1) % self.eval_interval == 0:
+            return self.evaluate(model, val_set)
+        return {}
+
+    # -- data ------------------------------------------------------------------
+    def _datasets_registry(self):
+        return importlib.import_module(f'{self.default_scope}.registry').DATASETS
+
+    def build_dataset(self, split: str):
+        """The ``<split>_dataloader.dataset`` of the config, its paths checked first."""
+        dataset_cfg = self.config[f'{split}_dataloader']['dataset']
+        check_dataset_paths(dataset_cfg, split)
+        return self._datasets_registry().build(dataset_cfg)
+
+    def halves(self, dataset_cfg: dict, dataset: Sequence) -> tuple[Any, Any]:
+        """The weight half and the architecture half of ``dataset``, built from ``dataset_cfg``.
+
+        A permutation seeded by ``seed`` puts ``arch_fraction`` of the images
+        (rounded) in the architecture half and the rest in the weight half.
+        Each half is the config's dataset built again with mmengine
+        BaseDataset's ``indices=``, so it is a dataset of the config's own
+        type (mmdet's AspectRatioBatchSampler reads its ``get_data_info``).
+        """
+        size = len(dataset)
+        num_arch = math.floor(size * self.arch_fraction + 0.5)
+        if not 0 < num_arch < size:
+            raise NasError(f'the training split has {size} image(s); arch_fraction '
+                           f'{self.arch_fraction:g} leaves one half empty, and the search needs '
+                           'images in both the weight half and the architecture half')
+        order = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        num_weight = size - num_arch
+        return (self._subset(dataset_cfg, order[:num_weight]),
+                self._subset(dataset_cfg, order[num_weight:]))
+
+    def _subset(self, dataset_cfg: dict, positions: list[int]):
+        cfg = copy.deepcopy(dataset_cfg)
+        given = cfg.get('indices')
+        # Positions count in the dataset as the config builds it: through the
+        # config's own indices, when it has a list of them (an int N keeps the first N).
+        cfg['indices'] = (positions if given is None or isinstance(given, int)
+                          else [given[p] for p in positions])
+        try:
+            return self._datasets_registry().build(cfg)
+        except TypeError as error:
+            raise NasError(f"train_dataloader.dataset ({cfg.get('type')}) cannot be split into "
+                           "the search's halves with indices= (mmengine BaseDataset's argument): "
+                           f'{str(error).strip().splitlines()[0]}') from error
+
+    # -- evaluation ------------------------------------------------------------
+    def _val_loader(self, dataset) -> DataLoader:
+        """One image per batch, whatever ``val_dataloader.batch_size`` says.
+
+        Val images may differ in size (ADE20K, VOC, COCO, a user's own data),
+        and a preprocessor pads a batch to its largest image. That padding
+        and the batch neighbours could change an image's prediction (a head's
+        image pooling averages over the padded map), so the score would
+        depend on the batch size. mmseg's own test configs evaluate one image
+        at a time too.
+        """
+        sampler = DistributedSampler(dataset, shuffle=False) if dist.is_distributed() else None
+        return DataLoader(dataset, batch_size=1, sampler=sampler,
+                          num_workers=self.config.val_dataloader.get('num_workers', 0),
+                          collate_fn=pseudo_collate)
+
+    def evaluate(self, model: nn.Module, dataset) -> dict[str, float]:
+        """``model``'s metrics on ``dataset`` by the config's ``val_evaluator`` (numbers only)."""
+        evaluator = Evaluator(copy.deepcopy(self.config.val_evaluator))
+        evaluator.dataset_meta = dataset.metainfo
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            for batch in self._val_loader(dataset):
+                evaluator.process(data_samples=model.test_step(batch), data_batch=batch)
+        model.train(was_training)
+        metrics = evaluator.evaluate(len(dataset))
+        # Metrics come as numpy float32 values, often rounded (IoUMetric: to 2
+        # decimals); rounding again drops the float32 noise (42.03, not 42.029998779).
+        return {key: round(float(value), 4) for key, value in metrics.items()
+                if isinstance(value, numbers.Real)}
+
+    def score_of(self, metrics: dict[str, float]) -> float:
+        """The score of the result: ``metrics[score_name]``, which the evaluator must report."""
+        if self.score_name not in metrics:
+            raise NasError(f"the val_evaluator reports no '{self.score_name}' (it gave "
+                           f'{sorted(metrics)}); {type(self).__name__} scores its result by it: '
+                           'choose a val_evaluator that reports it')
+        return metrics[self.score_name]
+
+    def result_record(self, model: nn.Module, val_set) -> dict:
+        """The record of the search's result: the decoded arch, its score, costs and metrics."""
+        start = time.perf_counter()
+        arch = self.decode(model)
+        metrics = self.evaluate(model, val_set)
+        costs = self.costs(arch)
+        metrics['decode_seconds'] = time.perf_counter() - start
+        return dict(arch=arch, score=self.score_of(metrics), costs=costs, metrics=metrics)
+
+    # -- running ---------------------------------------------------------------
+    def run(self, work_dir: str | Path, resume: bool = False) -> dict:
+        """Search (or finish a search) in ``work_dir``; the found arch's record."""
+        work = SearchWorkDir(work_dir)
+        work.check(resume)  # before any data is read: a wrong work dir costs no time
+        with DefaultScope.overwrite_default_scope(self.default_scope):
+            return self._run(work, resume)
+
+    def _run(self, work: SearchWorkDir, resume: bool) -> dict:
+        train_set = self.build_dataset('train')
+        val_set = self.build_dataset('val')
+        weight_half, arch_half = self.halves(self.config.train_dataloader.dataset, train_set)
+        # Seeded: a resumed search rebuilds the model before loading its
+        # checkpoint, and a rerun with the same seed starts from the same weights.
+        seed_everything(seed_for(self.seed, 'search network'))
+        model = self.build_search_model(train_set).to(dist.device())
+        trainer = DifferentiableTrainer(
+            model, weight_half, arch_half, work_dir=work.path, seed=self.seed,
+            on_epoch_end=lambda trainer, epoch: self.epoch_metrics(trainer, epoch, trainer.model,
+                                                                   val_set),
+            **self.trainer_cfg)
+        del weight_half, arch_half  # the trainer's loaders hold their own copies
+        trainer.fit(resume=resume)
+        if trainer.result is None:
+            trainer.record_result(self.result_record(trainer.model, val_set))
+        else:
+            trainer.logger.info('the search had finished; exporting its result again')
+        if dist.is_main_process():
+            self.export(trainer.result, work)
+        dist.barrier()
+        trainer.logger.info(f'decoded architecture {trainer.result["arch"]}; {self.score_name} '
+                            f'of the search network {trainer.result["score"]:.4f}')
+        return trainer.result
