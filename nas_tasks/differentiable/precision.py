@@ -108,10 +108,14 @@ def sync_batch_norm(model: nn.Module, sync_bn: bool) -> nn.Module:
         raise NasError(f'sync_bn must be True or False, got {sync_bn!r}')
     if not sync_bn:
         return model
-    device = next(model.parameters()).device
-    if device.type != 'cuda':
+    if not on_cuda(model):
+        device = next(model.parameters()).device.type
         raise NasError(f'sync_bn=True: torch\'s SyncBatchNorm runs on CUDA only and the search '
-                       f'model is on the {device.type.upper()}; set sync_bn=False')
+                       f'model is on the {device.upper()}; set sync_bn=False')
     if dist.get_world_size() > 1:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model
+
+
+def on_cuda(model: nn.Module) -> bool:
+    return next(model.parameters()).device.type == 'cuda'
