@@ -59,6 +59,22 @@ class TinySearchModel(nn.Module):
         return ((self.head(self.dropout(h)).squeeze(-1) - y) ** 2).mean()
 
 
+COST_WEIGHTS = torch.tensor([[0.3, 1.0, 2.0], [0.5, 0.1, 3.0]], dtype=torch.float64)
+
+
+class CostModel(TinySearchModel):
+    """``arch_cost()``: the expected per-edge cost under softmax(alpha), as FNA's latency term."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.costs_seen = []
+
+    def arch_cost(self):
+        cost = 0.5 * (self.arch_params.softmax('alpha') * COST_WEIGHTS).sum()
+        self.costs_seen.append(float(cost.detach()))
+        return cost
+
+
 class Scale(nn.Module):
     def __init__(self):
         super().__init__()
@@ -433,12 +449,19 @@ def test_trainer_plots_after_every_epoch(tmp_path):
 
 # -- distributed --------------------------------------------------------------------------------
 
+# (model, settings): the resume settings, and FNA's scheme (relaxed architecture steps
+# with a cost term computed outside the DDP forward and back-propagated with it).
+DDP_CASES = [(TinySearchModel, settings) for settings in RESUME_SETTINGS] + [
+    (CostModel, dict(single_path=True, arch_paths='all', arch_start_epoch=1))]
+
+
 def _ddp_worker(rank, world, port, tmp_path):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=port)
     torch.distributed.init_process_group('gloo', rank=rank, world_size=world)
     try:
-        for index, settings in enumerate(RESUME_SETTINGS):
-            trainer = make_trainer(tmp_path / f'ddp{index}', **ddp_settings(settings, batch_size=2))
+        for index, (model, settings) in enumerate(DDP_CASES):
+            trainer = make_trainer(tmp_path / f'ddp{index}', model=model(),
+                                   **ddp_settings(settings, batch_size=2))
             trainer.fit()
             if rank == 0:
                 with open(tmp_path / f'ddp{index}.pkl', 'wb') as f:
@@ -455,13 +478,17 @@ def test_two_ranks_train_like_one_process_with_twice_the_batch(tmp_path):
     """Under DDP each rank reads batch_size samples and gradients are averaged, so 2
     ranks at batch 2 take the steps of 1 process at batch 4 (the shards of one
     shuffled order), architecture steps included, in single-path (the same path on
-    every rank, unused ops) and second-order mode."""
+    every rank, unused ops), second-order and FNA's mode (relaxed architecture steps
+    with a cost)."""
     mp.spawn(_ddp_worker, args=(2, free_port(), tmp_path), nprocs=2, join=True)
-    for index, settings in enumerate(RESUME_SETTINGS):
+    for index, (model, settings) in enumerate(DDP_CASES):
         with open(tmp_path / f'ddp{index}.pkl', 'rb') as f:
             ddp_state, ddp_history = pickle.load(f)
-        single = make_trainer(tmp_path / f'one{index}', **ddp_settings(settings, batch_size=4))
+        single = make_trainer(tmp_path / f'one{index}', model=model(),
+                              **ddp_settings(settings, batch_size=4))
         single.fit()
+        assert not torch.allclose(single.model.state_dict()['arch_params.logits.alpha'],
+                                  model().state_dict()['arch_params.logits.alpha'])
         assert len(ddp_history) == 2 and ddp_history[-1]['step'] == 4
         for key, value in single.model.state_dict().items():
             assert torch.allclose(value, ddp_state[key], rtol=1e-10, atol=1e-12), (settings, key)
@@ -469,3 +496,6 @@ def test_two_ranks_train_like_one_process_with_twice_the_batch(tmp_path):
             assert math.isclose(mine['weight_loss'], theirs['weight_loss'], rel_tol=1e-10)
             assert np.allclose(mine['arch_weights']['alpha'], theirs['arch_weights']['alpha'],
                                rtol=1e-10, atol=0)
+            assert (mine['arch_cost'] is None) == (theirs['arch_cost'] is None)
+            if mine['arch_cost'] is not None:
+                assert math.isclose(mine['arch_cost'], theirs['arch_cost'], rel_tol=1e-10)

@@ -12,7 +12,8 @@ from torch.utils.data import Dataset
 from nas_tasks.differentiable import precision as precision_module
 from nas_tasks.differentiable.precision import Precision
 from nas_tasks.errors import NasError
-from test_differentiable import NUM_OPS, NoisyData, TinySearchModel, full_batch, make_trainer, snapshot
+from test_differentiable import (NUM_OPS, CostModel, NoisyData, TinySearchModel, full_batch,
+                                 make_trainer, snapshot)
 
 SGD_ARCH = dict(type='SGD', lr=1.0)  # an arch step moves alpha by exactly minus its gradient
 
@@ -73,22 +74,6 @@ def test_an_all_paths_arch_step_is_the_darts_step(tmp_path):
 
 
 # -- the architecture cost -------------------------------------------------------------------------
-
-COST_WEIGHTS = torch.tensor([[0.3, 1.0, 2.0], [0.5, 0.1, 3.0]], dtype=torch.float64)
-
-
-class CostModel(TinySearchModel):
-    """``arch_cost()``: the expected per-edge cost under softmax(alpha), as FNA's latency term."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.costs_seen = []
-
-    def arch_cost(self):
-        cost = 0.5 * (self.arch_params.softmax('alpha') * COST_WEIGHTS).sum()
-        self.costs_seen.append(float(cost.detach()))
-        return cost
-
 
 def cost_gradient(model):
     model.zero_grad()
@@ -343,3 +328,4 @@ def test_the_data_order_is_a_function_of_seed_half_epoch_and_pass(tmp_path):
                     passes(first, 'weight', 3, 1), passes(other_seed, 'weight', 3, 0)):
         assert changed[0] != reference[0] and set(changed[1]).isdisjoint(reference[1])
     assert passes(first, 'weight', 3, 0) == reference  # nothing carried over between passes
+
