@@ -222,6 +222,7 @@ class DifferentiableSearchTask:
         # checkpoint, and a rerun with the same seed starts from the same weights.
         seed_everything(seed_for(self.seed, 'search network'))
         model = self.build_search_model(train_set).to(dist.device())
+        del train_set  # only the halves train; the whole split need not stay in memory
         trainer = DifferentiableTrainer(
             model, weight_half, arch_half, work_dir=work.path, seed=self.seed,
             on_epoch_end=lambda trainer, epoch: self.epoch_metrics(trainer, epoch, trainer.model,
