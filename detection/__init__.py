@@ -1,4 +1,5 @@
 """Detection tasks: DetNAS (one-shot backbone search) and the shared mmdet glue."""
 from detection import detnas, metrics, one_shot  # noqa: F401  (registers components)
 from detection import nas_fpn, proxy  # noqa: F401,E402  (NAS-FPN space, neck, proxy estimator)
+from detection import fna  # noqa: F401,E402  (FNA detection search)
 from detection import toy_data  # noqa: F401  (toy COCO and ImageNet layouts, COCO data hint)

@@ -1,3 +1,4 @@
 """Segmentation tasks (mmseg glue): Auto-DeepLab search; ``segmentation.cityscapes`` labels."""
 from segmentation import auto_deeplab  # noqa: F401  (registers the search task)
+from segmentation import fna  # noqa: F401  (FNA segmentation search)
 from segmentation import toy_data  # noqa: F401  (toy Cityscapes layout, Cityscapes data hint)

@@ -29,10 +29,12 @@ ARCH_STAND_INS = {
     'DetNASBackbone': 'detnas_300m_coco_retinanet',
     'SearchableNASFPN': 'nas_fpn',
     'AutoDeepLabBackbone': 'autodeeplab_s',
+    'FNABackbone': 'fna_retinanet_mobilenetv2',
 }
 COCO_SEARCH_CONFIGS = ('configs/detnas/detnas_retinanet_coco.py',
                        'configs/detnas/detnas_faster_rcnn_coco.py',
-                       'configs/nas_fpn/nas_fpn_retinanet_coco.py')
+                       'configs/nas_fpn/nas_fpn_retinanet_coco.py',
+                       'configs/fna/fna_retinanet_coco.py')
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -90,6 +92,9 @@ def build_differentiable_search(cfg) -> None:
 
     search = build_component(DIFFERENTIABLE_SEARCHES, cfg.differentiable_search,
                              'differentiable_search', default_args=dict(config=cfg))
+    if type(search).__name__ in ('FNADetectionSearch', 'FNASegmentationSearch'):
+        build_model(cfg, scope=search.default_scope)  # the detector or segmentor with the super network
+        return
     assert type(search).__name__ == 'AutoDeepLabSearch', 'a new differentiable search: build it here'
     # The search reads its data with mmseg (the scope that names the dataset).
     known = dataset_classes(cfg.train_dataloader.dataset, 'train_dataloader.dataset', 'mmseg')
@@ -107,8 +112,8 @@ def build_gan_search_networks(cfg) -> None:
     assert sum(p.numel() for p in trainer.generator.parameters()) > 0
 
 
-def build_model(cfg) -> None:
-    scope = cfg.get('default_scope', 'mmdet')
+def build_model(cfg, scope: str | None = None) -> None:
+    scope = scope or cfg.get('default_scope', 'mmdet')
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
     # ConfigDict: mmdet's detectors read train_cfg.rpn and the like as attributes.
     model_cfg = ConfigDict(without_weights(copy.deepcopy(cfg.model.to_dict())))
@@ -150,7 +155,8 @@ def test_coco_searches_rank_on_held_out_train2017_never_val2017(config):
 
 @pytest.mark.parametrize('config', ['configs/detnas/retinanet_detnas_finetune_coco.py',
                                     'configs/detnas/faster_rcnn_detnas_finetune_coco.py',
-                                    'configs/nas_fpn/retinanet_nas_fpn_finetune_coco.py'])
+                                    'configs/nas_fpn/retinanet_nas_fpn_finetune_coco.py',
+                                    'configs/fna/retinanet_fna_finetune_coco.py'])
 def test_coco_fine_tuning_reports_on_val2017(config):
     cfg = load_config(str(REPO / config))
     assert cfg.train_dataloader.dataset.ann_file == 'annotations/instances_train2017.json'

@@ -174,14 +174,19 @@ class FNASuperNet(nn.Module):
                     yield None, op
             return
         groups = {name: self.arch_params.op_weights(name) for name in self.arch_params.names()}
-        counters = {'first': 0, 'rest': 0}
+        for group, row in self.layer_rows():
+            weights, active = groups[group]
+            yield weights[row], None if active is None else int(active[row])
+
+    def layer_rows(self) -> list[tuple[str, int]]:
+        """(architecture-parameter group, row) of every searchable layer, in network order."""
+        rows, counters = [], {'first': 0, 'rest': 0}
         for depth in self.layout.depths:
             for layer in range(depth):
                 group = 'first' if layer == 0 else 'rest'
-                weights, active = groups[group]
-                row = counters[group]
+                rows.append((group, counters[group]))
                 counters[group] += 1
-                yield weights[row], None if active is None else int(active[row])
+        return rows
 
     @contextlib.contextmanager
     def derived_path(self):

@@ -9,7 +9,7 @@
 #   python tools/split_coco.py data/coco/annotations/instances_train2017.json \
 #       --held-out 5000 --seed 0
 _base_ = [
-    './datasets/coco_detection.py',
+    './datasets/coco_search.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
@@ -26,11 +26,3 @@ search = dict(seed=0, score_name='bbox_mAP', constraints=dict(flops=dict(max=300
 
 # The Runner's own validation is replaced by the search's candidate evaluation.
 train_cfg = dict(val_interval=10**6)
-
-# Train on the search-train part, rank on the held-out part (both of train2017).
-train_dataloader = dict(dataset=dict(ann_file=_base_.search_train_ann_file))
-val_dataloader = dict(dataset=dict(ann_file=_base_.search_heldout_ann_file,
-                                   data_prefix=dict(img='train2017/')))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=_base_.data_root + _base_.search_heldout_ann_file)
-test_evaluator = val_evaluator

@@ -7,9 +7,8 @@
 _base_ = [
     '../_base_/models/auto_deeplab_deeplabv3plus.py',
     '../_base_/datasets/toy_cityscapes.py',
-    'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_80k.py',
     '../_base_/nas_tasks_runtime.py',
+    '../_base_/schedules/toy_segmentation_finetune.py',
 ]
 crop_size = (64, 64)  # the toy crop of toy_cityscapes.py
 model = dict(
@@ -18,12 +17,3 @@ model = dict(
     # the path are the searched ones.
     backbone=dict(arch='work_dirs/auto_deeplab_toy/best_arch.json', filter_multiplier=8),
     decode_head=dict(channels=64, c1_channels=16))
-
-max_iters = 200
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-optim_wrapper = dict(optimizer=dict(lr=0.01, weight_decay=4e-5))
-param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False),
-]
-default_hooks = dict(logger=dict(interval=25),
-                     checkpoint=dict(interval=max_iters, max_keep_ckpts=1))

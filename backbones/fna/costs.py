@@ -1,0 +1,93 @@
+"""Per-candidate cost tables of the FNA super network, and the expected cost.
+
+FNA's architecture loss adds ``weight * log_base(expected cost)``, where the
+expected cost is the sum over searchable layers of softmax(alpha)-weighted
+candidate costs (``get_flops_list`` in the official code, only the searchable
+layers counted). A table holds, per layer, each candidate's cost at the
+layer's input size: multiply-adds by torch's FlopCounterMode (the official
+MAdds), or latency measured on the current device.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from backbones.resources import count_multiply_adds
+from nas_tasks.errors import NasError
+
+COST_METRICS = {'madds': 'G multiply-adds', 'latency': 'ms'}
+
+
+def layer_inputs(supernet, input_size: tuple[int, int]) -> Iterator[tuple[nn.Module, torch.Tensor]]:
+    """Every searchable layer (its MixedOp) with its input, on a zero image of
+    ``input_size``; each layer's input shape is the same whatever is chosen."""
+    x = torch.zeros(1, 3, *input_size, device=next(supernet.parameters()).device)
+    x = supernet.bn1(supernet.conv_stem(x))
+    for index in range(len(supernet.fixed) + len(supernet.stages)):
+        if str(index) in supernet.fixed:
+            x = supernet.fixed[str(index)](x)
+            continue
+        for mixed in supernet.stages[supernet.layout.searchable.index(index)]:
+            yield mixed, x
+            x = mixed.candidates[0](x)
+
+
+def measure_latency_ms(module: nn.Module, x: torch.Tensor, repeats: int = 10) -> float:
+    """The median of ``repeats`` timed forward passes (after two warm-up passes), in ms."""
+    times = []
+    for attempt in range(repeats + 2):
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        module(x)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        if attempt >= 2:
+            times.append((time.perf_counter() - start) * 1000)
+    return float(sorted(times)[len(times) // 2])
+
+
+def cost_table(supernet, input_size: tuple[int, int], metric: str = 'madds') -> list[list[float]]:
+    """``table[layer][op]``, the cost of each op of each searchable layer (skip costs 0)."""
+    if metric not in COST_METRICS:
+        raise NasError(f'cost metric must be one of {sorted(COST_METRICS)}, got {metric!r}')
+    was_training = supernet.training
+    table = []
+    with torch.no_grad():
+        for mixed, x in layer_inputs(supernet.eval(), tuple(input_size)):
+            row = []
+            for op in mixed.candidates:
+                if isinstance(op, nn.Identity):
+                    row.append(0.0)
+                elif metric == 'madds':
+                    row.append(count_multiply_adds(op, x) / 1e9)
+                else:
+                    row.append(measure_latency_ms(op, x))
+            table.append(row)
+    supernet.train(was_training)
+    return table
+
+
+def table_provenance(supernet, input_size, metric: str) -> dict:
+    """How a table was measured: a latency table is only valid on the same setup."""
+    device = next(supernet.parameters()).device
+    name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
+            else platform.processor() or platform.machine())
+    return dict(metric=metric, unit=COST_METRICS[metric], input_size=list(input_size),
+                batch=1, device=f'{device.type}: {name}', torch=torch.__version__,
+                threads=torch.get_num_threads(), seed=supernet.definition.name,
+                depths=supernet.layout.depths)
+
+
+def expected_cost(supernet, table: list[list[float]]) -> torch.Tensor:
+    """Sum over layers of softmax(alpha) . costs: differentiable in alpha."""
+    weights = supernet.arch_weights()
+    total = 0.0
+    for (group, row), costs in zip(supernet.layer_rows(), table):
+        probs = weights[group][row]
+        total = total + (probs * torch.tensor(costs, dtype=probs.dtype, device=probs.device)).sum()
+    return total

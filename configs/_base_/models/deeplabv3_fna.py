@@ -1,0 +1,13 @@
+# mmseg's DeepLabv3 with an FNA-adapted backbone (timm features_only, output stride 16),
+# started from the seed weights remapped into it (adapted_weights.pth of the search).
+_base_ = ['mmseg::_base_/models/deeplabv3_r50-d8.py']
+norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN under torchrun on GPUs
+search_dir = 'work_dirs/fna_deeplabv3_cityscapes'
+model = dict(
+    pretrained=None,
+    backbone=dict(
+        _delete_=True, type='FNABackbone', arch=search_dir + '/best_arch.json',
+        weights=search_dir + '/adapted_weights.pth', out_indices=(4,), output_stride=16),
+    decode_head=dict(in_channels=320, in_index=0, channels=256, dilations=(1, 6, 12, 18),
+                     norm_cfg=norm_cfg),
+    auxiliary_head=None)

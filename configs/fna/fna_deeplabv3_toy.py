@@ -1,0 +1,28 @@
+# FNA on the built-in toy Cityscapes: architecture adaptation of a MobileNetV2 seed as
+# the backbone of mmseg's DeepLabv3 (output stride 16; a shallow super network,
+# 3x3/5x5 kernels), then the seed remapped into the found network. About N minutes on
+# 2 CPU cores:
+#   python tools/make_toy_data.py imagenet data/toy_imagenet
+#   python tools/train.py configs/fna/mobilenetv2_seed_toy.py      # the seed, ~1 min
+#   python tools/make_toy_data.py cityscapes data/toy_cityscapes
+#   python tools/search.py configs/fna/fna_deeplabv3_toy.py
+# writes work_dirs/fna_deeplabv3_toy/{best_arch.json, adapted_weights.pth, remap_report.json},
+# which deeplabv3_fna_finetune_toy.py fine-tunes.
+_base_ = ['../_base_/models/deeplabv3_fna_supernet.py', '../_base_/datasets/toy_cityscapes.py',
+          '../_base_/fna_search.py']
+
+crop_size = (64, 64)  # the toy crop of toy_cityscapes.py
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        seed=dict(weights='work_dirs/mobilenetv2_seed_toy/seed_weights.pth'),
+        depths=(2, 2, 3, 3, 2, 1), kernel_sizes=(3, 5)),
+    decode_head=dict(channels=64))
+
+differentiable_search = dict(
+    type='FNASegmentationSearch',
+    trainer=dict(epochs=6, arch_start_epoch=3,
+                 dataloader=dict(batch_size=4, num_workers=0, persistent_workers=False),
+                 weight_optimizer=dict(lr=0.01, weight_decay=4e-5), arch_optimizer=dict(lr=3e-3),
+                 log_interval=10),
+    cost=dict(input_size=(64, 128)))

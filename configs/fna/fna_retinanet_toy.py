@@ -1,0 +1,30 @@
+# FNA on the built-in toy COCO data: architecture adaptation of a MobileNetV2 seed
+# inside RetinaNet (a shallow super network, 3x3/5x5 kernels), then the seed remapped
+# into the found network. About N minutes on 2 CPU cores:
+#   python tools/make_toy_data.py imagenet data/toy_imagenet
+#   python tools/train.py configs/fna/mobilenetv2_seed_toy.py      # the seed, ~1 min
+#   python tools/make_toy_data.py coco data/toy_coco
+#   python tools/search.py configs/fna/fna_retinanet_toy.py
+# writes work_dirs/fna_retinanet_toy/{best_arch.json, adapted_weights.pth, remap_report.json},
+# which retinanet_fna_finetune_toy.py fine-tunes.
+_base_ = ['../_base_/models/retinanet_fna_supernet.py', '../_base_/datasets/toy_coco_search.py',
+          '../_base_/fna_search.py']
+
+model = dict(
+    backbone=dict(
+        seed=dict(weights='work_dirs/mobilenetv2_seed_toy/seed_weights.pth'),
+        depths=(2, 2, 2, 2, 2, 1), kernel_sizes=(3, 5)),
+    # A narrow FPN and head keep a CPU step cheap; 2 classes as in the toy data.
+    neck=dict(out_channels=64),
+    bbox_head=dict(num_classes=2, in_channels=64, feat_channels=64, stacked_convs=2),
+    # After a short search few boxes clear mmdet's 0.05 threshold; score every box.
+    test_cfg=dict(score_thr=0.0))
+
+differentiable_search = dict(
+    type='FNADetectionSearch',
+    trainer=dict(epochs=6, arch_start_epoch=3,
+                 dataloader=dict(batch_size=4, num_workers=0, persistent_workers=False,
+                                 batch_sampler=dict(type='AspectRatioBatchSampler')),
+                 weight_optimizer=dict(lr=0.01), arch_optimizer=dict(lr=3e-3), log_interval=10),
+    # The MAdds at the toy image size.
+    cost=dict(input_size=(128, 128)))

@@ -1,0 +1,155 @@
+"""FNA's networks: every supported seed maps into the super network, unsupported
+seeds get one line, the derived network is a timm model that loads the remapped
+weights, and the super network trains a step inside mmdet and mmseg models."""
+import pytest
+import timm
+import torch
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper
+from mmengine.structures import PixelData
+
+from backbones.fna.adapted import PUBLISHED, build_adapted, remap_into_adapted
+from backbones.fna.layout import SearchLayout
+from backbones.fna.seed import create_seed, seed_definition
+from backbones.fna.super_net import FNASuperNet
+from nas_tasks.errors import NasError
+
+SEED_DEPTHS = {'mobilenetv2_100': (4, 4, 4, 4, 4, 1), 'mnasnet_100': (4, 4, 4, 4, 4, 1),
+               'efficientnet_b0': (4, 4, 6, 6, 4, 1), 'mobilenetv3_large_100': (4, 4, 4, 4, 4)}
+
+
+@pytest.fixture(scope='module')
+def seed_files(tmp_path_factory):
+    directory = tmp_path_factory.mktemp('seeds')
+    files = {}
+    for name in SEED_DEPTHS:
+        path = directory / f'{name}.pth'
+        torch.save(create_seed(name).state_dict(), path)
+        files[name] = str(path)
+    return files
+
+
+@pytest.mark.parametrize('name', sorted(SEED_DEPTHS))
+def test_each_seed_maps_into_the_super_network(name, seed_files):
+    supernet = FNASuperNet(dict(name=name, weights=seed_files[name]), depths=SEED_DEPTHS[name])
+    supernet.init_weights()
+    report = supernet.remap_report
+    assert report.remapped and not report.kept_init
+    # A candidate of a layer deeper than the seed's stage comes from the stage's last layer.
+    last_stage = len(SEED_DEPTHS[name]) - 1
+    seed_last = supernet.layout.seed_depths[0] - 1
+    source = report.remapped['stages.0.3.candidates.1.conv_pw.weight']['from']
+    assert source == f'blocks.1.{seed_last}.conv_pw.weight'
+    features = supernet(torch.randn(2, 3, 64, 64))
+    timm_features = timm.create_model(name, features_only=True, out_indices=(1, 2, 3, 4))
+    assert [f.shape[1] for f in features] == timm_features.feature_info.channels()
+    assert supernet.strides == timm_features.feature_info.reduction()
+    assert last_stage >= 4
+
+
+def test_seeds_that_cannot_be_mapped_get_one_line():
+    with pytest.raises(NasError, match=r'block blocks\.2\.0 \(ir_r1_k3\.5\.7.*mixed kernels k3\.5\.7'):
+        SearchLayout(seed_definition('mixnet_s'), depths=(4,) * 6)
+    with pytest.raises(NasError, match='unknown timm model'):
+        seed_definition('mobilenetv2_1000')
+    with pytest.raises(NasError, match='5 searchable stages'):
+        SearchLayout(seed_definition('mobilenetv3_large_100'), depths=(4,) * 6)
+
+
+def test_published_presets_are_the_official_searches_and_build_in_timm():
+    layout = SearchLayout(seed_definition('mobilenetv2_100'))
+    official_retinanet = [['k3_e6', 'k3_e6', 'skip', 'skip'], ['k7_e6', 'k5_e6', 'skip', 'skip'],
+                          ['k3_e6', 'k5_e6', 'k7_e6', 'k3_e6'], ['k5_e6', 'k7_e6', 'skip', 'skip'],
+                          ['k7_e6', 'k7_e6', 'k7_e3', 'k7_e6'], ['k7_e6']]
+    assert layout.arch_def(official_retinanet)[1:] == PUBLISHED['fna_retinanet_mobilenetv2'][2]
+    for name in PUBLISHED:
+        model = timm.create_model(name, features_only=True, out_indices=(1, 2, 3, 4))
+        assert model.feature_info.channels() == [24, 32, 96, 320]
+
+
+def test_derived_network_is_a_timm_model_that_loads_the_remapped_weights(seed_files):
+    supernet = FNASuperNet(dict(name='mobilenetv2_100'), arch_seed=3)
+    with torch.no_grad():
+        for logits in supernet.arch_params.logits.values():
+            logits.normal_(generator=torch.Generator().manual_seed(1))
+    ops = supernet.derived_ops()
+    assert any('skip' in stage for stage in ops), 'the drawn logits should remove a layer'
+    arch = supernet.derived_arch()
+    kept = [sum(op != 'skip' for op in stage) for stage in ops]
+    assert [len(stage) for stage in arch['arch_def'][1:]] == kept
+    model = timm.create_model('fna_adapted', arch=arch, num_classes=0)
+    state, report = remap_into_adapted(arch, dict(name='mobilenetv2_100',
+                                                  weights=seed_files['mobilenetv2_100']))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and set(missing) <= set(report.kept_init)
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1280)
+
+
+def test_derived_path_runs_only_the_argmax_ops():
+    supernet = FNASuperNet(dict(name='mobilenetv2_100'), depths=(2, 2, 2, 2, 2, 1),
+                           searchable_norm='seed').eval()
+    arch = supernet.derived_arch()
+    network = build_adapted(arch, features_only=True, out_indices=(1, 2, 3, 4)).eval()
+    ops = supernet.derived_ops()
+    # Copy the derived ops' weights into the plain network, layer by layer.
+    for stage, stage_ops in enumerate(ops):
+        kept = [layer for layer, op in enumerate(stage_ops) if op != 'skip']
+        for position, layer in enumerate(kept):
+            mixed = supernet.stages[stage][layer]
+            op = mixed.candidates[supernet.layout.ops(layer).index(stage_ops[layer])]
+            network.blocks[stage + 1][position].load_state_dict(op.state_dict())
+    network.conv_stem.load_state_dict(supernet.conv_stem.state_dict())
+    network.bn1.load_state_dict(supernet.bn1.state_dict())
+    network.blocks[0].load_state_dict(supernet.fixed['0'].state_dict())
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad(), supernet.derived_path():
+        ours = supernet(images)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours, network(images)))
+
+
+def _detection_batch():
+    from mmdet.testing import demo_mm_inputs
+    return demo_mm_inputs(batch_size=2, image_shapes=(3, 64, 64), num_items=[2, 3], num_classes=2)
+
+
+def _segmentation_batch():
+    from mmseg.structures import SegDataSample
+    generator = torch.Generator().manual_seed(0)
+    samples = []
+    for _ in range(2):
+        sample = SegDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
+                                             pad_shape=(64, 64)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, 64, 64), generator=generator))
+        samples.append(sample)
+    inputs = [torch.randint(0, 255, (3, 64, 64), generator=generator, dtype=torch.uint8)
+              for _ in samples]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+@pytest.mark.parametrize('scope, config, batch', [
+    ('mmdet', 'configs/_base_/models/retinanet_fna_supernet.py', _detection_batch),
+    ('mmseg', 'configs/_base_/models/deeplabv3_fna_supernet.py', _segmentation_batch)])
+def test_super_network_trains_a_step_in_mmdet_and_mmseg(scope, config, batch, seed_files):
+    from mmengine.registry import DefaultScope
+    from mmengine.registry import MODELS as ROOT_MODELS
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.seed.weights = seed_files['mobilenetv2_100']
+    cfg.model.backbone.depths = (2, 2, 2, 2, 2, 1) if scope == 'mmdet' else (2, 2, 3, 3, 2, 1)
+    if scope == 'mmdet':
+        cfg.model.bbox_head.num_classes = 2
+    else:
+        cfg.model.decode_head.num_classes = 3
+        cfg.model.data_preprocessor.size = (64, 64)
+    with DefaultScope.overwrite_default_scope(scope):
+        model = ROOT_MODELS.build(cfg.model)
+        model.init_weights()
+        before = model.backbone.stages[0][0].candidates[0].conv_pw.weight.detach().clone()
+        optimizer = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+        model.backbone.arch_params.uniform = True
+        model.backbone.arch_params.resample(0)
+        losses = model.train_step(batch(), optimizer)
+    loss = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(loss)
+    weights = model.backbone.arch_params.sampled_indices('first')
+    changed = not torch.equal(before, model.backbone.stages[0][0].candidates[0].conv_pw.weight)
+    assert changed == (int(weights[0]) == 0)  # only the sampled candidate trains
