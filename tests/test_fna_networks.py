@@ -153,3 +153,26 @@ def test_super_network_trains_a_step_in_mmdet_and_mmseg(scope, config, batch, se
     weights = model.backbone.arch_params.sampled_indices('first')
     changed = not torch.equal(before, model.backbone.stages[0][0].candidates[0].conv_pw.weight)
     assert changed == (int(weights[0]) == 0)  # only the sampled candidate trains
+
+
+def test_expected_cost_is_the_softmax_weighted_table_and_reaches_alpha():
+    from backbones.fna.costs import cost_table, expected_cost, table_provenance
+    supernet = FNASuperNet(dict(name='mobilenetv2_100'), depths=(2, 1, 1, 1, 1, 1))
+    table = cost_table(supernet, (64, 64))
+    assert len(table) == 7 and table[1][-1] == 0.0  # a skip costs nothing
+    assert all(value > 0 for row in table for value in row[:6])
+    assert table[0][1] > table[0][0]  # e6 costs more than e3 at the same kernel
+    # Uniform alpha (zero logits): the mean candidate cost of every layer, summed.
+    with torch.no_grad():
+        for logits in supernet.arch_params.logits.values():
+            logits.zero_()
+    cost = expected_cost(supernet, table)
+    assert cost.item() == pytest.approx(sum(sum(row) / len(row) for row in table), rel=1e-6)
+    cost.backward()
+    assert supernet.arch_params.logits['first'].grad.abs().sum() > 0
+
+    latency = cost_table(supernet, (64, 64), metric='latency')
+    assert all(value > 0 for row in latency for value in row[:6])
+    provenance = table_provenance(supernet, (64, 64), 'latency')
+    assert provenance['unit'] == 'ms' and provenance['threads'] == torch.get_num_threads()
+    assert provenance['device'].startswith('cpu') and provenance['torch'] == torch.__version__

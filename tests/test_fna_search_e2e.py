@@ -12,7 +12,7 @@ import pytest
 import timm
 import torch
 
-from conftest import ONE_THREAD, REPO, openmmlab_tool, randomize_batch_norms, run_tool
+from conftest import ONE_THREAD, REPO, free_port, openmmlab_tool, randomize_batch_norms, run_tool
 from test_detnas_search_e2e import best_without_timings
 
 SEARCH = 'differentiable_search'
@@ -162,3 +162,19 @@ def test_fine_tuning_with_the_openmmlab_tools_starts_from_the_remapped_seed(
         if key.endswith('running_var'):
             continue  # the one training step updates BatchNorm statistics
         assert torch.equal(backbone[key], remapped[key]), key
+
+
+def test_detection_adaptation_under_torchrun_trains_as_ddp(toy_coco, seed_weights, tmp_path):
+    """2 CPU processes (gloo): mmdet's samplers per half and rank, one sampled path on
+    every rank in weight steps, all candidates in architecture steps; rank 0 writes."""
+    work_dir = tmp_path / 'two_processes'
+    command = search_command(DETECTION, work_dir, toy_coco, seed_weights)
+    run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+              '--master_port', free_port(), *command[1:], '--launcher', 'pytorch'],
+             env_extra=ONE_THREAD, check=True)
+    state = checkpoint(work_dir)
+    assert len(state['rng']) == 2, "the checkpoint should hold both ranks' generator states"
+    # 8 images per half, batch 2 per rank: two iterations per epoch on each of 2 ranks.
+    assert [record['step'] for record in state['history']] == [2, 4, 6]
+    model = timm.create_model('fna_adapted', arch=str(work_dir / 'best_arch.json'), num_classes=0)
+    model.load_state_dict(torch.load(work_dir / 'adapted_weights.pth', weights_only=True))
