@@ -85,26 +85,28 @@ def test_derived_network_is_a_timm_model_that_loads_the_remapped_weights(seed_fi
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1280)
 
 
-def test_derived_path_runs_only_the_argmax_ops():
+def test_adapted_network_with_the_supernet_weights_computes_the_derived_path():
+    """adapted_init='supernet': the chosen ops' weights move into the timm network,
+    which then computes exactly what the super network's derived path computes."""
+    from backbones.fna.search_task import inherit_from_supernet
+    from conftest import randomize_batch_norms
     supernet = FNASuperNet(dict(name='mobilenetv2_100'), depths=(2, 2, 2, 2, 2, 1),
                            searchable_norm='seed').eval()
+    randomize_batch_norms(supernet, seed=0)
+    with torch.no_grad():
+        for logits in supernet.arch_params.logits.values():
+            logits.normal_(generator=torch.Generator().manual_seed(2))
     arch = supernet.derived_arch()
+    fresh = build_adapted(arch, num_classes=0).state_dict()
+    state, report = inherit_from_supernet(supernet, arch, fresh)
+    assert report.remapped and all(key.startswith(('conv_head', 'bn2')) for key in report.kept_init)
     network = build_adapted(arch, features_only=True, out_indices=(1, 2, 3, 4)).eval()
-    ops = supernet.derived_ops()
-    # Copy the derived ops' weights into the plain network, layer by layer.
-    for stage, stage_ops in enumerate(ops):
-        kept = [layer for layer, op in enumerate(stage_ops) if op != 'skip']
-        for position, layer in enumerate(kept):
-            mixed = supernet.stages[stage][layer]
-            op = mixed.candidates[supernet.layout.ops(layer).index(stage_ops[layer])]
-            network.blocks[stage + 1][position].load_state_dict(op.state_dict())
-    network.conv_stem.load_state_dict(supernet.conv_stem.state_dict())
-    network.bn1.load_state_dict(supernet.bn1.state_dict())
-    network.blocks[0].load_state_dict(supernet.fixed['0'].state_dict())
+    network.load_state_dict({key: state[key] for key in network.state_dict()})
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad(), supernet.derived_path():
         ours = supernet(images)
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours, network(images)))
+        theirs = network(images)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
 
 
 def _detection_batch():

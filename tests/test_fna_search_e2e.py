@@ -13,6 +13,7 @@ import timm
 import torch
 
 from conftest import ONE_THREAD, REPO, free_port, openmmlab_tool, randomize_batch_norms, run_tool
+from test_bad_inputs import assert_one_line_error
 from test_detnas_search_e2e import best_without_timings
 
 SEARCH = 'differentiable_search'
@@ -178,3 +179,30 @@ def test_detection_adaptation_under_torchrun_trains_as_ddp(toy_coco, seed_weight
     assert [record['step'] for record in state['history']] == [2, 4, 6]
     model = timm.create_model('fna_adapted', arch=str(work_dir / 'best_arch.json'), num_classes=0)
     model.load_state_dict(torch.load(work_dir / 'adapted_weights.pth', weights_only=True))
+
+
+def test_latency_table_from_the_target_device_and_supernet_weights(toy_cityscapes, seed_weights,
+                                                                   tmp_path):
+    """A latency table measured by tools/fna_cost_table.py drives the search (and is
+    kept with it); adapted_init='supernet' exports the super network's trained ops."""
+    options = shrunk_options(SEGMENTATION, toy_cityscapes, seed_weights)
+    table_file = tmp_path / 'latency.json'
+    run_tool(['python', 'tools/fna_cost_table.py', SEGMENTATION, '--out', str(table_file),
+              '--cfg-options', *options], env_extra=ONE_THREAD, check=True)
+    measured = json.loads(table_file.read_text())
+    assert measured['provenance']['unit'] == 'ms' and measured['provenance']['threads'] == 1
+    work_dir = tmp_path / 'latency'
+    run_tool([*search_command(SEGMENTATION, work_dir, toy_cityscapes, seed_weights),
+              f'{SEARCH}.cost.metric=latency', f'{SEARCH}.cost.table={table_file}',
+              f'{SEARCH}.adapted_init=supernet'], env_extra=ONE_THREAD, check=True)
+    assert json.loads((work_dir / 'cost_table.json').read_text()) == measured
+    report = json.loads((work_dir / 'remap_report.json').read_text())
+    assert report['from_supernet'] and 'remapped' in report['from_seed']
+    model = timm.create_model('fna_adapted', arch=str(work_dir / 'best_arch.json'), num_classes=0)
+    model.load_state_dict(torch.load(work_dir / 'adapted_weights.pth', weights_only=True))
+
+    # A table of another super network is refused with one line.
+    other = run_tool([*search_command(SEGMENTATION, tmp_path / 'other', toy_cityscapes,
+                                      seed_weights), 'model.backbone.depths=[3,2,2,1,1,1]',
+                      f'{SEARCH}.cost.metric=latency', f'{SEARCH}.cost.table={table_file}'])
+    assert_one_line_error(other, 'measured for another super network', 'measure it again')

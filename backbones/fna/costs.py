@@ -9,8 +9,10 @@ MAdds), or latency measured on the current device.
 """
 from __future__ import annotations
 
+import json
 import platform
 import time
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -18,6 +20,7 @@ from torch import nn
 
 from backbones.resources import count_multiply_adds
 from nas_tasks.errors import NasError
+from nas_tasks.io import atomic_write_json
 
 COST_METRICS = {'madds': 'G multiply-adds', 'latency': 'ms'}
 
@@ -91,3 +94,26 @@ def expected_cost(supernet, table: list[list[float]]) -> torch.Tensor:
         probs = weights[group][row]
         total = total + (probs * torch.tensor(costs, dtype=probs.dtype, device=probs.device)).sum()
     return total
+
+
+def save_table(path, table: list[list[float]], provenance: dict) -> None:
+    atomic_write_json(path, dict(provenance=provenance, table=table))
+
+
+def load_table(path, supernet, metric: str) -> list[list[float]]:
+    """A table file written by :func:`save_table`, checked against ``supernet``'s layers."""
+    try:
+        document = json.loads(Path(path).read_text())
+        table, provenance = document['table'], document['provenance']
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise NasError(f'cannot read cost table {path}: {error}') from error
+    if provenance.get('metric') != metric:
+        raise NasError(f"cost table {path} holds {provenance.get('metric')!r}, the search's cost "
+                       f"metric is {metric!r}; measure a {metric} table or change cost.metric")
+    expected = [len(supernet.layout.ops(layer)) for depth in supernet.layout.depths
+                for layer in range(depth)]
+    if [len(row) for row in table] != expected:
+        raise NasError(f'cost table {path} was measured for another super network (its layers '
+                       f'have {[len(row) for row in table]} ops, this one {expected}); measure it '
+                       'again for this config')
+    return table

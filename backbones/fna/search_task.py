@@ -32,7 +32,10 @@ from nas_tasks.io import atomic_torch_save, atomic_write_json
 from nas_tasks.workdir import SearchWorkDir
 
 from .adapted import FNA_SPACE, build_adapted, remap_into_adapted
-from .costs import COST_METRICS, cost_table, expected_cost, table_provenance
+from .layout import SKIP
+from .remap import RemapReport, remap_state
+from .costs import (COST_METRICS, cost_table, expected_cost, load_table, save_table,
+                    table_provenance)
 from .super_net import FNASuperNet, check_seed_settings
 
 COST_TABLE_FILE = 'cost_table.json'
@@ -40,7 +43,8 @@ WEIGHTS_FILE = 'adapted_weights.pth'
 REPORT_FILE = 'remap_report.json'
 # The paper's RetinaNet setting (official configs: sub_loss_factor 0.02, log_base 10,
 # MAdds counted at 800x1088).
-DEFAULT_COST = dict(metric='madds', weight=0.02, log_base=10, input_size=(800, 1088))
+DEFAULT_COST = dict(metric='madds', weight=0.02, log_base=10, input_size=(800, 1088), table=None)
+ADAPTED_INITS = ('seed', 'supernet')
 
 
 class FNASearchModel(nn.Module):
@@ -101,14 +105,23 @@ class FNASearch(DifferentiableSearchTask):
         trainer: DifferentiableTrainer settings (FNA's scheme is forced:
             ``single_path=True, arch_paths='all'``).
         cost: ``dict(metric='madds' | 'latency', weight=λ, log_base=τ,
-            input_size=(h, w))``; the architecture loss adds
-            ``λ · log_τ(expected cost)``. A latency table is measured on this
-            device once and kept in the work directory.
+            input_size=(h, w), table=None)``; the architecture loss adds
+            ``λ · log_τ(expected cost)``. The table is measured on this device
+            once and kept in the work directory (``cost_table.json``), or read
+            from ``table``: such a file measured elsewhere, e.g. latencies on
+            the device the network will run on (``tools/fna_cost_table.py``).
+        adapted_init: where the adapted network's weights come from:
+            ``'seed'`` (the official code: the seed remapped into it, nothing
+            from the super network) or ``'supernet'`` (the super network's
+            trained weights of the chosen ops, stem and fixed stages; what the
+            super network lacks, such as the statistics of its untracked
+            BatchNorms, from the seed).
         seed, eval_interval, arch_fraction: see DifferentiableSearchTask.
     """
 
-    def __init__(self, config, trainer: dict, cost: dict | None = None, eval_interval: int = 0,
-                 seed: int = 0, arch_fraction: float = 0.5):
+    def __init__(self, config, trainer: dict, cost: dict | None = None,
+                 adapted_init: str = 'seed', eval_interval: int = 0, seed: int = 0,
+                 arch_fraction: float = 0.5):
         trainer = dict(trainer)
         for key, value in (('single_path', True), ('arch_paths', 'all')):
             if trainer.setdefault(key, value) != value:
@@ -127,7 +140,11 @@ class FNASearch(DifferentiableSearchTask):
         if unknown or self.cost['metric'] not in COST_METRICS:
             raise NasError(f'bad differentiable_search.cost {cost!r}: keys are '
                            f"{sorted(DEFAULT_COST)}, metric one of {sorted(COST_METRICS)}")
+        if adapted_init not in ADAPTED_INITS:
+            raise NasError(f'adapted_init must be one of {ADAPTED_INITS}, got {adapted_init!r}')
+        self.adapted_init = adapted_init
         self.work_path: Path | None = None
+        self.search_model: FNASearchModel | None = None
 
     def run(self, work_dir, resume: bool = False) -> dict:
         self.work_path = Path(work_dir)
@@ -139,7 +156,9 @@ class FNASearch(DifferentiableSearchTask):
         task_model.init_weights()  # remaps the seed into the super network
         task_model.to(dist.device())
         table = self._cost_table(task_model.backbone)
-        return FNASearchModel(task_model, table, self.cost['weight'], self.cost['log_base'])
+        self.search_model = FNASearchModel(task_model, table, self.cost['weight'],
+                                           self.cost['log_base'])
+        return self.search_model
 
     def decode(self, model: FNASearchModel) -> dict:
         return model.supernet.derived_arch()
@@ -162,30 +181,47 @@ class FNASearch(DifferentiableSearchTask):
         else:
             state, remap = remap_into_adapted(arch, self.seed_settings, self.width_noise)
             report = remap.to_json()
+        if self.adapted_init == 'supernet':
+            state, inherited = inherit_from_supernet(self.search_model.supernet, arch, state)
+            report = {'from_supernet': inherited.remapped, 'from_seed': report}
         atomic_torch_save(state, work / WEIGHTS_FILE)
         atomic_write_json(work / REPORT_FILE, report)
 
     # -- the cost table ---------------------------------------------------------------
     def _cost_table(self, supernet: FNASuperNet) -> list[list[float]]:
-        """The per-candidate table; kept in the work dir, so a resumed search uses
-        the very table (a re-measured latency table would differ)."""
-        path = self.work_path / COST_TABLE_FILE
-        provenance = table_provenance(supernet, self.cost['input_size'], self.cost['metric'])
-        if path.is_file():
-            saved = _read_json(path)
-            if saved.get('provenance', {}).get('metric') == self.cost['metric']:
-                return saved['table']
-        table = cost_table(supernet, self.cost['input_size'], self.cost['metric'])
-        if dist.is_main_process():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, dict(provenance=provenance, table=table))
-        # Every rank must use rank 0's table: latencies differ from rank to rank.
-        return dist.broadcast_object(table)
+        """The per-candidate table, kept in the work dir: a resumed search uses the
+        very table its run started with (a re-measured latency table would differ)."""
+        kept = self.work_path / COST_TABLE_FILE
+        source = kept if kept.is_file() else self.cost['table']
+        if source is not None:
+            table = load_table(source, supernet, self.cost['metric'])
+        else:
+            # Rank 0 measures and every rank uses its table (latencies differ by rank).
+            table = (cost_table(supernet, self.cost['input_size'], self.cost['metric'])
+                     if dist.is_main_process() else None)
+            table = dist.broadcast_object(table)
+        if dist.is_main_process() and not kept.is_file():
+            provenance = (json.loads(Path(source).read_text())['provenance'] if source else
+                          table_provenance(supernet, self.cost['input_size'], self.cost['metric']))
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            save_table(kept, table, provenance)
+        return table
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise NasError(f'cannot read cost table {path}: {error}; delete it to measure again') \
-            from error
+def inherit_from_supernet(supernet: FNASuperNet, arch: dict, state: dict
+                          ) -> tuple[dict[str, torch.Tensor], RemapReport]:
+    """``state`` of the adapted network with every tensor the super network holds for
+    it replaced by the super network's: the stem, the fixed stages and each kept
+    layer's chosen op. The rest (BatchNorms the super network does not track, the
+    head) keeps ``state``'s values."""
+    target = build_adapted(arch, num_classes=0)
+    target.load_state_dict(state)
+    searchable = supernet.layout.searchable
+    pairs = [(f'blocks.{key}', f'fixed.{key}') for key in supernet.fixed]
+    for stage, stage_ops in enumerate(supernet.derived_ops()):
+        kept = [layer for layer, op in enumerate(stage_ops) if op != SKIP]
+        for position, layer in enumerate(kept):
+            op_index = supernet.layout.ops(layer).index(stage_ops[layer])
+            pairs.append((f'blocks.{searchable[stage]}.{position}',
+                          f'stages.{stage}.{layer}.candidates.{op_index}'))
+    return remap_state(supernet, target, pairs)
