@@ -72,6 +72,18 @@ if ! "$venv_dir/bin/python" -c "import mmcv._ext" 2>/dev/null; then
 fi
 
 "${pip[@]}" install -q -e "$repo_dir[dev]"
+
+# The tests render report.html in headless Chromium: Debian's package (root only).
+if ! command -v chromium >/dev/null; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        echo "setup: installing Debian's chromium for the report.html test"
+        apt-get install -y -q chromium >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+            || echo "setup: could not install chromium; the report.html browser test will fail" >&2
+    else
+        echo "setup: chromium not found; install it (Debian: apt-get install chromium) for the report.html test" >&2
+    fi
+fi
 "$venv_dir/bin/python" -c "import mmcv._ext, mmdet.models, mmseg.models, timm" 
 echo "$stamp_content" >"$stamp"
 echo "setup: done ($venv_dir)"
