@@ -36,7 +36,8 @@ class ResourceConstraint:
         for name, bounds in self.limits.items():
             if name not in costs:
                 raise NasError(f"resource limits name '{name}', but the cost function gives only: "
-                               f"{', '.join(costs) or 'nothing'}")
+                               f"{', '.join(costs) or 'nothing'}; a cost model in search.cost_models "
+                               f"can give it (e.g. a latency model, docs/latency.md)")
             value = float(costs[name])
             if 'min' in bounds and value < bounds['min']:
                 broken.append(f"{name} {value:g} < min {bounds['min']:g}")
@@ -51,6 +52,21 @@ class ResourceConstraint:
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self})'
+
+
+def combined_costs(*cost_fns: Callable[[Arch], dict[str, float]]) -> Callable[[Arch], dict[str, float]]:
+    """One cost function giving the costs of all ``cost_fns`` (the estimator's
+    and the search's cost models'); two that give the same cost are an error."""
+    def costs(arch: Arch) -> dict[str, float]:
+        merged: dict[str, float] = {}
+        for cost_fn in cost_fns:
+            for name, value in cost_fn(arch).items():
+                if name in merged:
+                    raise NasError(f"two cost functions give '{name}'; keep one of them "
+                                   '(the estimator and search.cost_models give costs)')
+                merged[name] = value
+        return merged
+    return costs
 
 
 def _check_limits(limits: dict) -> dict[str, dict[str, float]]:

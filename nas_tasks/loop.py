@@ -57,7 +57,7 @@ class SearchLoop:
 
     def __init__(self, space: CategoricalSpace, strategy: Strategy, estimator: Estimator,
                  work_dir: Path, candidates_per_round: int, score_name: str = 'score',
-                 max_rounds: int | None = None):
+                 max_rounds: int | None = None, extra_costs=None):
         self.space = space
         self.strategy = strategy
         self.estimator = estimator
@@ -67,6 +67,8 @@ class SearchLoop:
         self.logger: logging.Logger = MMLogger.get_instance('nas_tasks')
         self.score_name = score_name
         self.max_rounds = max_rounds
+        # arch -> costs the search adds to the estimator's in each record (its cost models').
+        self.extra_costs = extra_costs or (lambda arch: {})
         self.history: list[dict] = []
         self._estimator_state: dict | None = None
         self.round = 0
@@ -183,7 +185,8 @@ class SearchLoop:
         self._save_checkpoint()
 
     def _record(self, arch: dict, result: Result) -> dict:
-        record = dict(round=self.round, arch=arch, score=result.score, costs=result.costs,
+        record = dict(round=self.round, arch=arch, score=result.score,
+                      costs={**result.costs, **self.extra_costs(arch)},
                       metrics=result.metrics, status='failed' if result.failed else 'ok')
         if result.failed:
             record['error'] = result.failure_reason

@@ -8,12 +8,13 @@ from mmengine.config import Config
 from nas_tasks import dist
 from nas_tasks.builder import build_component, check_settings
 from nas_tasks.config_checks import check_checkpoint_paths, check_num_classes
-from nas_tasks.constraints import ResourceConstraint
+from nas_tasks.constraints import ResourceConstraint, combined_costs
 from nas_tasks.errors import NasError
 from nas_tasks.loop import SearchLoop
-from nas_tasks.registry import DIFFERENTIABLE_SEARCHES, ESTIMATORS, SPACES, STRATEGIES
+from nas_tasks.registry import COST_MODELS, DIFFERENTIABLE_SEARCHES, ESTIMATORS, SPACES, STRATEGIES
 
-SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'score_name', 'max_rounds')
+SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'cost_models', 'score_name',
+                   'max_rounds')
 # The keys of a sample-based search config that are not part of the mmengine
 # Runner config it carries (model, dataloaders, schedule): defined here, once.
 SEARCH_KEYS = ('search_space', 'strategy', 'estimator', 'search')
@@ -41,13 +42,29 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
     space = build_component(SPACES, cfg.search_space, 'search_space')
     estimator = build_component(ESTIMATORS, cfg.estimator, 'estimator',
                                 default_args=dict(space=space, config=cfg, seed=seed))
-    constraint = ResourceConstraint(estimator.costs, settings.get('constraints'))
+    # Costs of the search's own cost models (e.g. a latency table) join the
+    # estimator's, for the limits and in every candidate's record.
+    extra_costs = combined_costs(*(
+        model.costs for model in _build_cost_models(settings, dict(space=space, config=cfg, seed=seed))))
+    constraint = ResourceConstraint(combined_costs(estimator.costs, extra_costs),
+                                    settings.get('constraints'))
     strategy = build_component(STRATEGIES, cfg.strategy, 'strategy',
                                default_args=dict(space=space, seed=seed, constraint=constraint))
     return SearchLoop(space, strategy, estimator, work_dir,
                       candidates_per_round=_candidates_per_round(settings, strategy),
                       score_name=settings.get('score_name', 'score'),
-                      max_rounds=settings.get('max_rounds'))
+                      max_rounds=settings.get('max_rounds'), extra_costs=extra_costs)
+
+
+def _build_cost_models(settings: dict, default_args: dict) -> list:
+    """``search.cost_models``: named COST_MODELS configs, e.g.
+    ``dict(latency=dict(type='DetNASLatencyTable', input_size=(800, 1333)))``."""
+    models = settings.get('cost_models') or {}
+    if not isinstance(models, dict):
+        raise NasError("search.cost_models must be a dict of named cost models, e.g. "
+                       "dict(latency=dict(type='DetNASLatencyTable', input_size=(800, 1333)))")
+    return [build_component(COST_MODELS, model, f'search.cost_models.{name}', default_args=default_args)
+            for name, model in models.items()]
 
 
 def _candidates_per_round(settings: dict, strategy) -> int:

@@ -10,8 +10,6 @@ MAdds), or latency measured on the current device.
 from __future__ import annotations
 
 import json
-import platform
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -21,6 +19,7 @@ from torch import nn
 from backbones.resources import count_multiply_adds
 from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_write_json
+from nas_tasks.latency import measure_latency_ms, measurement_setup
 
 COST_METRICS = {'madds': 'G multiply-adds', 'latency': 'ms'}
 
@@ -37,21 +36,6 @@ def layer_inputs(supernet, input_size: tuple[int, int]) -> Iterator[tuple[nn.Mod
         for mixed in supernet.stages[supernet.layout.searchable.index(index)]:
             yield mixed, x
             x = mixed.candidates[0](x)
-
-
-def measure_latency_ms(module: nn.Module, x: torch.Tensor, repeats: int = 10) -> float:
-    """The median of ``repeats`` timed forward passes (after two warm-up passes), in ms."""
-    times = []
-    for attempt in range(repeats + 2):
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        module(x)
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        if attempt >= 2:
-            times.append((time.perf_counter() - start) * 1000)
-    return float(sorted(times)[len(times) // 2])
 
 
 def cost_table(supernet, input_size: tuple[int, int], metric: str = 'madds') -> list[list[float]]:
@@ -78,12 +62,9 @@ def cost_table(supernet, input_size: tuple[int, int], metric: str = 'madds') -> 
 def table_provenance(supernet, input_size, metric: str) -> dict:
     """How a table was measured: a latency table is only valid on the same setup."""
     device = next(supernet.parameters()).device
-    name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
-            else platform.processor() or platform.machine())
-    return dict(metric=metric, unit=COST_METRICS[metric], input_size=list(input_size),
-                batch=1, device=f'{device.type}: {name}', torch=torch.__version__,
-                threads=torch.get_num_threads(), seed=supernet.definition.name,
-                depths=supernet.layout.depths)
+    return dict(metric=metric, unit=COST_METRICS[metric],
+                **measurement_setup(device, batch=1, input_size=input_size),
+                seed=supernet.definition.name, depths=supernet.layout.depths)
 
 
 def expected_cost(supernet, table: list[list[float]]) -> torch.Tensor:

@@ -9,6 +9,7 @@ from gan.autogan.generator import AutoGANGenerator
 from gan.autogan.shared_generator import AutoGANSharedGenerator
 from gan.autogan.shared_training import SharedGANSettings, SharedGANTrainer, TrainReport
 from gan.autogan.space import PRESETS, AutoGANSpace, CellArch
+from gan.autogan import latency  # noqa: F401  (registers AutoGANLatency)
 
 __all__ = ['AutoGANDiscriminator', 'AutoGANEstimator', 'AutoGANGenerator', 'AutoGANSharedGenerator',
            'AutoGANSpace', 'AutoGANTrainingModel', 'CellArch', 'DynamicReset', 'PRESETS',
