@@ -47,3 +47,16 @@ search = dict(
     score_name='bbox_mAP',
     # Backbone FLOPs at 224x224, the paper's convention for its 300M class.
     constraints=dict(flops=dict(max=300e6)))
+
+# tools/diagnose.py: is the search's ranking right? K candidates spread over the
+# score range are trained standalone (from scratch, in the fine-tuning config's
+# detector and schedule, on the search's training split) and scored on the
+# held-out split the search ranked on; the ablation scores them again without
+# BN recalibration. See docs/diagnostics.md.
+diagnose = dict(
+    num_candidates=8,
+    standalone=dict(
+        type='DetectorStandaloneTraining',
+        arch_in='backbone',
+        train_config='{{fileDirname}}/retinanet_detnas_finetune_toy.py'),
+    ablations=[dict(type='WithoutBNRecalibration')])

@@ -36,3 +36,23 @@ search_space = dict(type='NASFPNSpace')
 estimator = dict(type='ProxyDetectionEstimator', cost_input_size=(128, 128))
 strategy = dict(type='ReinforceController', num_steps=3, batch_size=4, ppo_clip=0.2)
 search = dict(seed=0, score_name='bbox_mAP')
+
+# tools/diagnose.py: is the proxy task's ranking right? As the NAS-FPN paper checks
+# its proxy, K candidates spread over the reward range are trained again in the
+# same proxy detector on the same data, for twice the iterations and with another
+# seed, and scored on the held-out split the search ranked on. See docs/diagnostics.md.
+diagnose_iters = 2 * proxy_iters
+diagnose = dict(
+    num_candidates=8,
+    standalone=dict(
+        type='DetectorStandaloneTraining',
+        arch_in='neck',
+        cfg_options=dict(
+            train_cfg=dict(max_iters=diagnose_iters),
+            param_scheduler=[
+                dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
+                dict(type='CosineAnnealingLR', by_epoch=False, begin=20, end=diagnose_iters,
+                     eta_min=1e-4)],
+            # A checkpoint half-way, so a killed training continues from there.
+            default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                                               interval=proxy_iters, max_keep_ckpts=1)))))

@@ -1,0 +1,271 @@
+"""Is a search's ranking right? Train K of its candidates standalone and compare.
+
+What ``tools/diagnose.py CONFIG WORK_DIR`` runs. The steps:
+
+1. read the search's successful candidates (``candidates.jsonl``; the search
+   may still be running) and pick K spread over its score range;
+2. train each standalone with the task's recipe (the config's
+   ``diagnose.standalone``), spread over the torchrun ranks, one result file
+   per finished candidate, so a killed diagnosis continues where it stopped;
+3. score them again with each ablation (``diagnose.ablations``, e.g. a
+   one-shot search's scores without BN recalibration), resumable the same way;
+4. compare the rankings (Kendall tau, Spearman rho, bootstrap intervals,
+   top-k overlap), write ``diagnostics/report.json`` and ``scatter.png``, and
+   log the verdict.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+
+from nas_tasks import dist
+from nas_tasks.builder import build_component, check_settings
+from nas_tasks.diagnostics.records import CandidateRecords
+from nas_tasks.diagnostics.recipes import SEARCH_ABLATIONS, STANDALONE_RECIPES
+from nas_tasks.diagnostics.scatter import plot_diagnosis
+from nas_tasks.diagnostics.selection import Candidate, read_search_candidates, select_spread
+from nas_tasks.diagnostics.statistics import (bootstrap_indices, rank_agreement, ranks, tau_difference,
+                                              top_k_overlap)
+from nas_tasks.diagnostics.verdict import write_verdict
+from nas_tasks.errors import NasError
+from nas_tasks.io import atomic_write_json, json_safe
+from nas_tasks.registry import SPACES
+from nas_tasks.result import Result
+
+DIAGNOSTICS_DIR = 'diagnostics'
+REPORT_NAME = 'report.json'
+SCATTER_NAME = 'scatter.png'
+LOG_NAME = 'diagnose.log'
+MIN_CANDIDATES = 3  # fewer have no rank correlation worth the name
+
+
+@dataclass
+class DiagnoseSettings:
+    """The config's ``diagnose`` section."""
+
+    standalone: dict
+    ablations: list[dict] = field(default_factory=list)
+    num_candidates: int = 8
+    top_k: int = 3
+    bootstrap_samples: int = 2000
+    confidence: float = 0.95
+    seed: int = 1
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> 'DiagnoseSettings':
+        section = cfg.get('diagnose')
+        if not isinstance(section, dict) or 'standalone' not in section:
+            raise NasError("the config has no diagnose=dict(standalone=dict(type=...)) section: it "
+                           'names the recipe that trains candidates standalone (see docs/diagnostics.md)')
+        section = dict(section)
+        check_settings(section, cls.__dataclass_fields__, 'diagnose')
+        # A seed other than the search's by default: a standalone training must
+        # not repeat the noise of the search's own (proxy) training.
+        section.setdefault('seed', int(cfg.get('search', {}).get('seed', 0)) + 1)
+        settings = cls(**section)
+        settings.standalone = dict(settings.standalone)
+        settings.ablations = [dict(ablation) for ablation in settings.ablations]
+        for name in ('num_candidates', 'top_k', 'bootstrap_samples', 'seed'):
+            value = getattr(settings, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == 'seed' else 1):
+                raise NasError(f'diagnose.{name} must be an int >= {0 if name == "seed" else 1}, got {value!r}')
+        if settings.num_candidates < MIN_CANDIDATES:
+            raise NasError(f'diagnose.num_candidates must be >= {MIN_CANDIDATES}, got '
+                           f'{settings.num_candidates}: fewer candidates have no rank correlation')
+        if not 0 < settings.confidence < 1:
+            raise NasError(f'diagnose.confidence must lie between 0 and 1, got {settings.confidence!r}')
+        return settings
+
+
+def run_diagnosis(config_path: str, work_dir: str, cfg_options: dict, launcher: str,
+                  retry_failed: bool = False) -> dict:
+    """Diagnose the search in ``work_dir`` that ``config_path`` ran; return the report."""
+    from nas_tasks.builder import load_config
+    from nas_tasks.modules import register_all_modules
+
+    cfg = load_config(config_path, cfg_options)
+    if 'differentiable_search' in cfg:
+        raise NasError('a differentiable search ends with one architecture and scores no '
+                       'candidates to rank; diagnose a sample-based search')
+    if 'search_space' not in cfg:
+        raise NasError(f'{config_path} is not a search config (it has no search_space); give the '
+                       'config the search in WORK_DIR ran')
+    work = Path(work_dir)
+    if not work.is_dir():
+        raise NasError(f'work dir {work} does not exist; give the --work-dir of a search')
+    settings = DiagnoseSettings.from_config(cfg)
+    register_all_modules()
+    dist.init_distributed(launcher)
+    return Diagnosis(cfg, work, settings, retry_failed).run()
+
+
+class Diagnosis:
+    """One diagnosis of the search in ``work_dir`` (files under ``work_dir/diagnostics``)."""
+
+    def __init__(self, cfg: Config, work_dir: Path, settings: DiagnoseSettings,
+                 retry_failed: bool = False):
+        self.cfg = cfg
+        self.work_dir = Path(work_dir)
+        self.out = self.work_dir / DIAGNOSTICS_DIR
+        self.settings = settings
+        self.retry_failed = retry_failed
+        self.space = build_component(SPACES, cfg.search_space, 'search_space')
+        self.score_name = cfg.get('search', {}).get('score_name', 'score')
+        self.logger: logging.Logger = MMLogger.get_instance('nas_tasks')  # until the log file opens
+
+    def _build_recipes(self) -> None:
+        args = dict(config=self.cfg, space=self.space, seed=self.settings.seed, work_dir=self.work_dir)
+        self.recipe = build_component(STANDALONE_RECIPES, self.settings.standalone, 'diagnose.standalone',
+                                      default_args=args)
+        self.ablations = [build_component(SEARCH_ABLATIONS, ablation, f'diagnose.ablations[{index}]',
+                                          default_args=args)
+                          for index, ablation in enumerate(self.settings.ablations)]
+
+    def _open_log(self) -> logging.Logger:
+        self.out.mkdir(parents=True, exist_ok=True)
+        name = f'nas_tasks.diagnose.{self.out.resolve()}'
+        if MMLogger.check_instance_created(name):
+            return MMLogger.get_instance(name)
+        return MMLogger.get_instance(name, logger_name='nas_tasks', file_mode='a',
+                                     log_file=str(self.out / LOG_NAME))
+
+    def run(self) -> dict:
+        # Every rank reads and checks (so a bad input stops them all with the same
+        # line); rank 0's choice counts, as a running search may add candidates meanwhile.
+        found = read_search_candidates(self.work_dir, self.space)
+        if len(found) < MIN_CANDIDATES:
+            raise NasError(f'the search in {self.work_dir} has {len(found)} successful candidate(s); '
+                           f'a diagnosis needs at least {MIN_CANDIDATES}')
+        candidates = dist.broadcast_object(select_spread(found, self.settings.num_candidates))
+        # Only now, with a search to diagnose, is anything written to its work dir.
+        self.logger = self._open_log()
+        note = '' if len(found) > len(candidates) else ' (all of them)'
+        self.logger.info(f"diagnosing {len(candidates)} of the search's {len(found)} successful "
+                         f'candidates{note}, {self.score_name} {candidates[-1].search_score:.4f} to '
+                         f'{candidates[0].search_score:.4f}')
+        self._build_recipes()
+        standalone = CandidateRecords(self.out / 'standalone', self.settings.standalone)
+        standalone_records = self._complete(
+            standalone, candidates, 'standalone training',
+            lambda candidate: self.recipe.train_and_score(candidate.arch, self.out / 'runs' / candidate.id))
+        ablation_records = {}
+        for ablation, ablation_cfg in zip(self.ablations, self.settings.ablations):
+            store = CandidateRecords(self.out / 'ablations' / ablation.name, ablation_cfg)
+            ablation_records[ablation.name] = self._complete(
+                store, candidates, f'scoring {ablation.description}',
+                lambda candidate, ablation=ablation: ablation.score(candidate.arch))
+        self._check_usable(candidates, standalone_records)  # on every rank: all stop alike
+        report = None
+        if dist.is_main_process():
+            report = self._report(candidates, standalone_records, ablation_records)
+            atomic_write_json(self.out / REPORT_NAME, report)
+            plot_diagnosis(report, self.out / SCATTER_NAME)
+            self.logger.info(f'verdict: {report["verdict"]}')
+            self.logger.info(f'wrote {self.out / REPORT_NAME} and {self.out / SCATTER_NAME}')
+        dist.barrier()
+        return dist.broadcast_object(report)
+
+    # -- candidates ------------------------------------------------------------
+    def _complete(self, store: CandidateRecords, candidates: list[Candidate], what: str,
+                  score: Callable[[Candidate], Result]) -> list[dict]:
+        """Every candidate's record in ``store``, producing the missing ones split across ranks."""
+        pending = dist.broadcast_object(store.pending(candidates, self.retry_failed))
+        done = len(candidates) - len(pending)
+        self.logger.info(f'{what}: {done} of {len(candidates)} already done, {len(pending)} to do '
+                         f'on {dist.get_world_size()} process(es)')
+
+        def produce(mine: list[Candidate]) -> list[dict]:
+            return [self._produce(store, candidate, what, score) for candidate in mine]
+
+        # The records gathered from the ranks, not their files: every rank then
+        # holds the same, whether or not the ranks share a file system.
+        produced = {record['id']: record for record in dist.evaluate_split(pending, produce)}
+        for record in produced.values():
+            outcome = (f'{record["score"]:.4f}' if record['status'] == 'ok'
+                       else f'failed: {record["error"]["type"]}: {record["error"]["message"]}')
+            self.logger.info(f'{what} of {record["id"]} (rank {record["rank"]}, '
+                             f'{record["seconds"]:.0f} s): {outcome}')
+        return [produced.get(candidate.id) or store.read(candidate.id) for candidate in candidates]
+
+    def _produce(self, store: CandidateRecords, candidate: Candidate, what: str,
+                 score: Callable[[Candidate], Result]) -> dict:
+        """One candidate's result, recorded by this rank as soon as it is known."""
+        self.logger.info(f'{what} of {candidate.id} (search {self.score_name} '
+                         f'{candidate.search_score:.4f}) on rank {dist.get_rank()}')
+        start = time.perf_counter()
+        try:
+            result = score(candidate)
+        except Exception as error:  # noqa: BLE001  (one candidate's failure is its result)
+            result = Result.failure(error)
+            result.error['traceback'] = traceback.format_exc(limit=-8)
+        return store.write(candidate, result, rank=dist.get_rank(), world_size=dist.get_world_size(),
+                           seconds=time.perf_counter() - start)
+
+    # -- report ----------------------------------------------------------------
+    def _check_usable(self, candidates: list[Candidate], standalone: list[dict]) -> None:
+        usable = sum(record['status'] == 'ok' for record in standalone)
+        if usable < MIN_CANDIDATES:
+            raise NasError(f'{usable} of {len(candidates)} standalone trainings succeeded; a '
+                           f'diagnosis needs {MIN_CANDIDATES}. See the errors in '
+                           f'{self.out / "standalone"} (rerun with --retry-failed once fixed)')
+
+    def _report(self, candidates: list[Candidate], standalone: list[dict],
+                ablations: dict[str, list[dict]]) -> dict:
+        usable = [index for index, record in enumerate(standalone) if record['status'] == 'ok']
+        if len(usable) < len(candidates):
+            self.logger.warning(f'{len(candidates) - len(usable)} standalone training(s) failed; '
+                                'they are left out of the comparison')
+        rows = [self._row(candidates[i], standalone[i], ablations, i) for i in usable]
+        search = [row['search_score'] for row in rows]
+        trained = [row['standalone_score'] for row in rows]
+        indices = bootstrap_indices(len(rows), self.settings.bootstrap_samples, self.settings.seed)
+        confidence = self.settings.confidence
+        for row, search_rank, standalone_rank in zip(rows, ranks(search), ranks(trained)):
+            row.update(search_rank=search_rank, standalone_rank=standalone_rank)
+        agreement = rank_agreement(search, trained, indices, confidence)
+        agreement['top_k_overlap'] = top_k_overlap(search, trained, self.settings.top_k)
+        agreement['search_best_standalone_rank'] = rows[0]['standalone_rank']
+        report = dict(
+            search=dict(work_dir=str(self.work_dir), score_name=self.score_name,
+                        space=self.space.name),
+            settings=dict(num_candidates=self.settings.num_candidates, top_k=self.settings.top_k,
+                          bootstrap_samples=self.settings.bootstrap_samples, confidence=confidence,
+                          seed=self.settings.seed, standalone=self.settings.standalone,
+                          standalone_score_name=self.recipe.score_name,
+                          ablations=self.settings.ablations),
+            candidates=rows, agreement=agreement,
+            ablations={ablation.name: self._ablation_summary(ablation, rows, indices)
+                       for ablation in self.ablations})
+        report = json_safe(report)  # NaN (an undefined correlation) reads as None, as in the file
+        report['verdict'] = write_verdict(report)
+        return report
+
+    def _row(self, candidate: Candidate, standalone: dict, ablations: dict[str, list[dict]],
+             index: int) -> dict:
+        return dict(name=f'c{index + 1}', id=candidate.id, arch=candidate.arch,
+                    search_score=candidate.search_score, standalone_score=standalone['score'],
+                    standalone_metrics=standalone['metrics'],
+                    ablations={name: records[index]['score'] for name, records in ablations.items()})
+
+    def _ablation_summary(self, ablation, rows: list[dict], indices: np.ndarray) -> dict:
+        scored = [row for row in rows if row['ablations'][ablation.name] is not None]
+        summary = dict(description=ablation.description, candidates=len(scored))
+        if len(scored) < len(rows):
+            # The paired comparison needs every candidate scored both ways.
+            self.logger.warning(f'{len(rows) - len(scored)} candidate(s) failed {ablation.description}; '
+                                'the ablation compares the others only')
+            indices = bootstrap_indices(len(scored), self.settings.bootstrap_samples, self.settings.seed)
+        other = [row['ablations'][ablation.name] for row in scored]
+        search = [row['search_score'] for row in scored]
+        trained = [row['standalone_score'] for row in scored]
+        summary['agreement'] = rank_agreement(other, trained, indices, self.settings.confidence)
+        summary['tau_change'] = tau_difference(search, other, trained, indices, self.settings.confidence)
+        return summary

@@ -1,0 +1,87 @@
+"""The diagnosis in words: one paragraph that says what the numbers mean."""
+from __future__ import annotations
+
+import math
+
+# Conventional reading of |tau| (weak below the first, strong from the second).
+MODERATE_TAU, STRONG_TAU = 0.3, 0.6
+
+
+def _interval(ci) -> str:
+    return '[n/a]' if ci is None else f'[{ci[0]:+.2f}, {ci[1]:+.2f}]'
+
+
+def _strength(tau: float) -> str:
+    size = abs(tau)
+    return 'strong' if size >= STRONG_TAU else 'moderate' if size >= MODERATE_TAU else 'weak'
+
+
+def _ordinal(n: int) -> str:
+    suffix = 'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')
+    return f'{n}{suffix}'
+
+
+def _tau_reading(ci, what: str) -> str:
+    """What tau's interval says about a ranking, for the verdict."""
+    if ci is None:
+        return f'{what} has no bootstrap interval (every resample was all ties)'
+    if ci[0] > 0:
+        return f"τ's interval lies above 0: {what} orders candidates better than chance"
+    if ci[1] < 0:
+        return (f"τ's interval lies below 0: {what} orders candidates roughly opposite to "
+                'standalone training, so its best are not the best')
+    return (f"τ's interval includes 0, so at this K {what} is not distinguishable from a "
+            'random ranking: diagnose more candidates (num_candidates) or train them longer '
+            'before trusting it')
+
+
+def write_verdict(report: dict) -> str:
+    """The verdict on a diagnosis ``report`` (see :func:`nas_tasks.diagnostics.diagnose`)."""
+    count = len(report['candidates'])
+    level = f"{report['settings']['confidence']:.0%}"
+    agreement = report['agreement']
+    tau, rho = agreement['kendall_tau'], agreement['spearman_rho']
+    if not math.isfinite(tau['value'] if tau['value'] is not None else math.nan):
+        return (f'Of {count} candidates, {_all_tied(report)}: with no order on one side there is '
+                'no rank agreement to measure. Train the standalone candidates longer, score '
+                'on a larger held-out split, or diagnose a search whose scores differ.')
+    sentences = [
+        f"On {count} candidates the search's scores and standalone training agree with Kendall "
+        f"τ = {tau['value']:+.2f} ({level} CI {_interval(tau['ci'])}, {_strength(tau['value'])}) "
+        f"and Spearman ρ = {rho['value']:+.2f} (CI {_interval(rho['ci'])}).",
+        _tau_reading(tau['ci'], "the search's ranking") + '.',
+    ]
+    overlap = agreement['top_k_overlap']
+    sentences.append(f"The search's {overlap['k']} best include {overlap['overlap']} of the "
+                     f"standalone {overlap['k']} best ({overlap['chance']:.1f} expected by chance), "
+                     f"and its best candidate ranks {_ordinal(agreement['search_best_standalone_rank'])} "
+                     f'of {count} standalone.')
+    for name, ablation in report['ablations'].items():
+        sentences.append(_ablation_sentence(name, ablation))
+    sentences.append(f'These figures hold for K={count} and the standalone recipe used; '
+                     'a larger K narrows the intervals.')
+    return ' '.join(sentences)
+
+
+def _ablation_sentence(name: str, ablation: dict) -> str:
+    tau = ablation['agreement']['kendall_tau']
+    what = ablation['description']
+    if tau['value'] is None or not math.isfinite(tau['value']):
+        return f'Scored {what}, the candidates all tie, so τ is undefined.'
+    delta = ablation['tau_change']
+    ci = delta['ci']
+    if ci is not None and (ci[0] > 0 or ci[1] < 0):
+        change = ("the search's own scoring ranks better" if ci[0] > 0
+                  else f'scoring {what} ranks better')
+    else:
+        change = 'the change is not distinguishable from 0 at this K'
+    return (f"Scored {what}, τ = {tau['value']:+.2f} (CI {_interval(tau['ci'])}); the search's "
+            f"scoring changes τ by {delta['value']:+.2f} (CI {_interval(ci)}): {change}.")
+
+
+def _all_tied(report: dict) -> str:
+    search = {c['search_score'] for c in report['candidates']}
+    standalone = {c['standalone_score'] for c in report['candidates']}
+    if len(standalone) < 2:
+        return f'every standalone score is the same ({next(iter(standalone)):.4g})'
+    return f"every search score is the same ({next(iter(search)):.4g})"
