@@ -34,12 +34,18 @@ class AutoDeepLabSegmentor(EncoderDecoder):
         if backbone.get('type') != 'AutoDeepLabBackbone':
             raise NasError("AutoDeepLabSegmentor needs backbone type 'AutoDeepLabBackbone', got "
                            f"'{backbone.get('type')}'")
-        arch = read_derived_arch(backbone['arch'], backbone.get('filter_multiplier'))
-        layout = feature_layout(arch, backbone.get('out_indices'))
-        if len(layout.out_indices) != 2:
-            raise NasError('AutoDeepLabSegmentor needs out_indices = (low-level feature, last '
-                           f'feature), got {layout.out_indices}')
-        (low_channels, high_channels), high_stride = layout.out_channels, layout.out_strides[1]
-        decode_head = dict(decode_head, in_channels=high_channels, in_index=1,
-                           c1_in_channels=low_channels, dilations=atrous_rates(high_stride))
-        super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
+        super().__init__(backbone=backbone, decode_head=wire_decode_head(backbone, decode_head),
+                         **kwargs)
+
+
+def wire_decode_head(backbone: dict, decode_head: dict) -> dict:
+    """``decode_head`` with the settings that follow from the AutoDeepLabBackbone's
+    arch (also what a plain EncoderDecoder config of an exported model states)."""
+    arch = read_derived_arch(backbone['arch'], backbone.get('filter_multiplier'))
+    layout = feature_layout(arch, backbone.get('out_indices'))
+    if len(layout.out_indices) != 2:
+        raise NasError('AutoDeepLabSegmentor needs out_indices = (low-level feature, last '
+                       f'feature), got {layout.out_indices}')
+    (low_channels, high_channels), high_stride = layout.out_channels, layout.out_strides[1]
+    return dict(decode_head, in_channels=high_channels, in_index=1,
+                c1_in_channels=low_channels, dilations=atrous_rates(high_stride))

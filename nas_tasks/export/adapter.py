@@ -1,0 +1,176 @@
+"""Per-task export adapters: how a found architecture becomes a plain model.
+
+A task registers one adapter per kind of arch document it writes
+(``spaces``, the documents' ``space`` names) in :data:`EXPORT_ADAPTERS`::
+
+    @EXPORT_ADAPTERS.register_module()
+    class MyExport(ExportAdapter):
+        spaces = ('my-space',)
+        slot = 'backbone'                      # where model.<slot>.arch goes
+        search_types = ('MySuperNet',)         # what a plain config must never name
+
+The base class covers the common case, a module that takes ``arch=`` in the
+task config's model (a fine-tuning config): the reference is that model with
+``arch`` read from the search's arch file (as the project's configs name it)
+and the plain model the same config with the arch document inlined. A task
+whose reference is a supernet path (DetNAS) overrides :meth:`reference`.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, Registry
+from mmengine.registry import MODELS as ROOT_MODELS
+from torch import nn
+
+from nas_tasks.errors import NasError
+from nas_tasks.export.found import FoundModel
+from nas_tasks.seeding import seed_everything
+
+EXPORT_ADAPTERS = Registry('export adapter', scope='nas_tasks')
+
+
+class Reference(NamedTuple):
+    """The model the export must reproduce, and the weights of the plain model.
+
+    ``description`` names it in the parity line ("the supernet path ...");
+    ``weights`` says where the weights came from.
+    """
+    model: nn.Module
+    state_dict: dict[str, torch.Tensor]
+    description: str
+    weights: str
+
+
+class ExportAdapter:
+    """Turns one found model of a task into a reference and a plain model config.
+
+    Args:
+        found: the arch document and its work dir.
+        task_cfg: the task config (mmdet or mmseg) whose model holds the
+            searchable module.
+        checkpoint: optional weights of the whole task model (e.g. a
+            fine-tuned checkpoint) to export instead of the search's.
+        seed: seeds the initialisation of whatever no file gives weights to.
+    """
+
+    spaces: tuple[str, ...] = ()
+    slot = 'backbone'
+    search_types: tuple[str, ...] = ()
+    # Packages a plain config imports (custom_imports) to register what it names.
+    plain_imports: tuple[str, ...] = ()
+
+    def __init__(self, found: FoundModel, task_cfg: Config, checkpoint: str | None = None,
+                 seed: int = 0):
+        self.found = found
+        self.task_cfg = task_cfg
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.seed = seed
+        if 'model' not in task_cfg:
+            raise NasError('the task config has no model; pass the config that trains the found '
+                           'model (a fine-tuning config, or the search config of a one-shot search)')
+
+    # -- what the task says -----------------------------------------------------
+    @property
+    def scope(self) -> str:
+        """The registry scope the model is built in: the config's ``default_scope``."""
+        return self.task_cfg.get('default_scope') or 'mmdet'
+
+    def model_cfg(self) -> dict:
+        return copy.deepcopy(self.task_cfg.to_dict()['model'])
+
+    def point_at_weights(self, slot: dict, work_dir: Path | None) -> None:
+        """Make ``slot`` load the search's weights from ``work_dir`` in ``init_weights``,
+        or none (``work_dir`` None: a checkpoint gives them, or the plain config).
+        By default the searchable module has no weight file of its own."""
+
+    def weights_note(self) -> str:
+        """Where the reference's weights come from when no checkpoint is given."""
+        return (f'no weights from the search: the initialisation of the task config '
+                f'(init_weights(), seed {self.seed})')
+
+    # -- the reference ----------------------------------------------------------
+    def reference(self) -> Reference:
+        """The task config's model with ``arch`` read from the arch file, the search's
+        weights (or ``checkpoint``), in eval mode."""
+        cfg = self.model_cfg()
+        slot = slot_of(cfg, self.slot)
+        slot['arch'] = str(self.found.arch_path)
+        self.point_at_weights(slot, None if self.checkpoint else self.found.work_dir)
+        model = build_model(cfg, self.scope, self.seed)
+        if self.checkpoint is not None:
+            load_strict(model, self.checkpoint)
+            weights = f'the checkpoint {self.checkpoint}'
+        else:
+            with DefaultScope.overwrite_default_scope(self.scope):
+                model.init_weights()
+            weights = self.weights_note()
+        model.eval()
+        description = (f"the task config's model with {self.slot}.arch="
+                       f'{self.found.arch_path.name} (the search path)')
+        return Reference(model, model.state_dict(), description, weights)
+
+    # -- the plain model --------------------------------------------------------
+    def plain_model_cfg(self) -> dict:
+        """The task config's model with the arch document inlined and no weight files."""
+        cfg = self.model_cfg()
+        slot = slot_of(cfg, self.slot)
+        slot['arch'] = self.found.inline_document()
+        self.point_at_weights(slot, None)
+        return cfg
+
+
+def slot_of(model_cfg: dict, dotted: str) -> dict:
+    """The sub-config at ``dotted`` (e.g. ``'backbone'``, ``'neck'``) of a model config."""
+    node: Any = model_cfg
+    for key in dotted.split('.'):
+        if not isinstance(node, dict) or not isinstance(node.get(key), dict):
+            raise NasError(f'the task config has no model.{dotted} to put the arch in')
+        node = node[key]
+    return node
+
+
+def build_model(model_cfg: dict, scope: str, seed: int) -> nn.Module:
+    """``model_cfg`` built from mmengine's registry in ``scope`` (mmdet or mmseg), seeded."""
+    seed_everything(seed)
+    with DefaultScope.overwrite_default_scope(scope):
+        try:
+            return ROOT_MODELS.build(copy.deepcopy(model_cfg))
+        except NasError:
+            raise
+        except Exception as error:  # noqa: BLE001  (mmengine wraps build errors in many types)
+            raise NasError(f'cannot build the model: {first_line(error)}') from error
+
+
+def load_strict(model: nn.Module, path: Path) -> None:
+    """Load an mmengine checkpoint (or a bare state dict) into ``model``, every key matching."""
+    from nas_tasks.checkpoint import safe_torch_load
+    state = safe_torch_load(path)
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+        state = state['state_dict']
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise NasError(f'{path} does not fit the model: {first_line(error)}') from error
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The start of an error's message on one line (a state-dict mismatch lists every key)."""
+    text = ' '.join(str(error).split())
+    text = text if len(text) <= limit else text[:limit] + '...'
+    return text or type(error).__name__
+
+
+def adapter_for(found: FoundModel) -> type[ExportAdapter]:
+    """The registered adapter whose ``spaces`` hold the found document's space."""
+    for adapter in EXPORT_ADAPTERS.module_dict.values():
+        if found.space_name in adapter.spaces:
+            return adapter
+    known = sorted(space for adapter in EXPORT_ADAPTERS.module_dict.values()
+                   for space in adapter.spaces)
+    raise NasError(f"no export adapter for space '{found.space_name}' ({found.arch_path}); "
+                   f"adapters exist for: {', '.join(known) or 'none'}")
