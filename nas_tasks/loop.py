@@ -26,7 +26,9 @@ from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Estimator
 from nas_tasks.io import append_jsonl, atomic_write_json, atomic_write_text, jsonl_line
 from nas_tasks.plots import plot_score_against_cost, plot_score_per_round
+from nas_tasks.report import write_candidates_report
 from nas_tasks.result import Result, ranking_score
+from nas_tasks.search_logging import SearchLog, round_scalars
 from nas_tasks.space import CategoricalSpace
 from nas_tasks.strategies.base import Strategy
 from nas_tasks.workdir import (BEST_ARCH_NAME, CANDIDATES_NAME, CHECKPOINT_NAME, TOP_CANDIDATES_NAME,
@@ -57,7 +59,8 @@ class SearchLoop:
 
     def __init__(self, space: CategoricalSpace, strategy: Strategy, estimator: Estimator,
                  work_dir: Path, candidates_per_round: int, score_name: str = 'score',
-                 max_rounds: int | None = None, extra_costs=None):
+                 max_rounds: int | None = None, extra_costs=None,
+                 search_log: SearchLog | None = None):
         self.space = space
         self.strategy = strategy
         self.estimator = estimator
@@ -67,6 +70,8 @@ class SearchLoop:
         self.logger: logging.Logger = MMLogger.get_instance('nas_tasks')
         self.score_name = score_name
         self.max_rounds = max_rounds
+        # Where the per-round scalars go (the config's visualizer backends); nowhere by default.
+        self.search_log = search_log or SearchLog()
         # arch -> costs the search adds to the estimator's in each record (its cost models').
         self.extra_costs = extra_costs or (lambda arch: {})
         self.history: list[dict] = []
@@ -136,6 +141,8 @@ class SearchLoop:
         self.prepare_work_dir(resume)
         if self.round:
             self.logger.info(f'resumed from {self.checkpoint_path} after round {self.round}')
+        if not self.finished:
+            self.search_log.open()
         # Also for a finished search: exporting the best candidate needs the shared weights.
         self.estimator.train_shared(self.work_dir, resume=resume)
         if self._estimator_state is not None:
@@ -181,6 +188,7 @@ class SearchLoop:
                 append_jsonl(self.work_dir / CANDIDATES_NAME, record)
             self._plot()
         self._log_round(results)
+        self.search_log.add(self._round_scalars(results), step=self.round)
         self.round += 1
         self._save_checkpoint()
 
@@ -200,12 +208,12 @@ class SearchLoop:
 
     def _log_round(self, results: list[Result]) -> None:
         scores = [r.score for r in results if not r.failed]
-        failures = len(results) - len(scores)
+        stats = round_scalars([math.nan if r.failed else r.score for r in results])
         line = f'round {self.round}: {len(results)} candidates'
         if scores:
-            line += f', best {max(scores):.4f}, mean {sum(scores) / len(scores):.4f}'
-        if failures:
-            line += f', {failures} failed'
+            line += f', best {stats["search/best"]:.4f}, mean {stats["search/mean"]:.4f}'
+        if stats['search/failed']:
+            line += f', {stats["search/failed"]:.0f} failed'
         if self._succeeded():
             line += f', best so far {self.best_record()["score"]:.4f}'
         self.logger.info(line)
@@ -213,6 +221,13 @@ class SearchLoop:
             self.logger.warning(
                 f'round {self.round}: all {len(scores)} candidates scored {scores[0]:.6g}, so the '
                 f'search ranks nothing. Usual causes: {TIE_CAUSES}')
+
+    def _round_scalars(self, results: list[Result]) -> dict[str, float]:
+        """The round's scores, the best so far and the strategy's own numbers, for the backends."""
+        scalars = round_scalars([math.nan if r.failed else r.score for r in results])
+        if self._succeeded():
+            scalars['search/best_so_far'] = self.best_record()['score']
+        return {**scalars, **self.strategy.log_scalars()}
 
     def _evaluate_with_cache(self, archs: list[dict]) -> list[Result]:
         """Evaluate only architectures never evaluated before, split across ranks.
@@ -325,9 +340,15 @@ class SearchLoop:
             self._save_top_candidates()
             self.estimator.export(best['arch'], self.work_dir)
             self._plot()
+            write_candidates_report(self.work_dir, self._title(), self.score_name, best, self.history)
+        self.search_log.close()
         self.finished = True
         self._save_checkpoint()
         return best
+
+    def _title(self) -> str:
+        return (f'{self.work_dir.name}: {type(self.strategy).__name__} over '
+                f"'{self.space.name}' v{self.space.version}, {type(self.estimator).__name__}")
 
 
 def _top_records(records: list[dict], count: int) -> list[dict]:

@@ -12,6 +12,7 @@ from nas_tasks.constraints import ResourceConstraint, combined_costs
 from nas_tasks.errors import NasError
 from nas_tasks.loop import SearchLoop
 from nas_tasks.registry import COST_MODELS, DIFFERENTIABLE_SEARCHES, ESTIMATORS, SPACES, STRATEGIES
+from nas_tasks.search_logging import SearchLog
 
 SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'cost_models', 'score_name',
                    'max_rounds')
@@ -53,7 +54,8 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
     return SearchLoop(space, strategy, estimator, work_dir,
                       candidates_per_round=_candidates_per_round(settings, strategy),
                       score_name=settings.get('score_name', 'score'),
-                      max_rounds=settings.get('max_rounds'), extra_costs=extra_costs)
+                      max_rounds=settings.get('max_rounds'), extra_costs=extra_costs,
+                      search_log=SearchLog.from_config(cfg, work_dir))
 
 
 def _build_cost_models(settings: dict, default_args: dict) -> list:

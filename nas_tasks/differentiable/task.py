@@ -29,12 +29,14 @@ from nas_tasks.builder import check_settings, settings_of
 from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.differentiable.trainer import DifferentiableTrainer
 from nas_tasks.errors import NasError
+from nas_tasks.report import write_epochs_report
+from nas_tasks.search_logging import SearchLog
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.workdir import SearchWorkDir
 
 # Trainer arguments the task passes itself; a config cannot set them.
 TRAINER_SUPPLIED = ('model', 'weight_dataset', 'arch_dataset', 'work_dir', 'seed', 'on_epoch_end',
-                    'logger')
+                    'logger', 'search_log')
 REQUIRED_CONFIG_KEYS = ('train_dataloader', 'val_dataloader', 'val_evaluator')
 
 
@@ -227,7 +229,7 @@ class DifferentiableSearchTask:
             model, weight_half, arch_half, work_dir=work.path, seed=self.seed,
             on_epoch_end=lambda trainer, epoch: self.epoch_metrics(trainer, epoch, trainer.model,
                                                                    val_set),
-            **self.trainer_cfg)
+            search_log=SearchLog.from_config(self.config, work.path), **self.trainer_cfg)
         del weight_half, arch_half  # the trainer's loaders hold their own copies
         trainer.fit(resume=resume)
         if trainer.result is None:
@@ -236,6 +238,8 @@ class DifferentiableSearchTask:
             trainer.logger.info('the search had finished; exporting its result again')
         if dist.is_main_process():
             self.export(trainer.result, work)
+            write_epochs_report(work.path, f'{work.path.name}: {type(self).__name__}',
+                                self.score_name, trainer.result, trainer.history)
         dist.barrier()
         trainer.logger.info(f'decoded architecture {trainer.result["arch"]}; {self.score_name} '
                             f'of the search network {trainer.result["score"]:.4f}')

@@ -33,6 +33,7 @@ from nas_tasks.differentiable.ranks import gather, mean_over_ranks, on_every_ran
 from nas_tasks.differentiable.state import capture_rng_state, restore_rng_state
 from nas_tasks.errors import NasError
 from nas_tasks.plots import plot_arch_weights
+from nas_tasks.search_logging import SearchLog, epoch_scalars
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.strategies.base import check_int
 from nas_tasks.workdir import SearchWorkDir, check_state_keys
@@ -165,7 +166,7 @@ class DifferentiableTrainer:
                  seed: int = 0, log_interval: int = 50, max_iters_per_epoch: int | None = None,
                  find_unused_parameters: bool | None = None,
                  on_epoch_end: EpochCallback | None = None,
-                 logger: logging.Logger | None = None):
+                 logger: logging.Logger | None = None, search_log: SearchLog | None = None):
         arch_params = getattr(model, 'arch_params', None)
         if not isinstance(arch_params, ArchParameters):
             raise NasError(f'the search model {type(model).__name__} has no arch_params '
@@ -202,6 +203,7 @@ class DifferentiableTrainer:
         self.on_epoch_end = on_epoch_end
         self.logger: logging.Logger = logger or MMLogger.get_instance('nas_tasks')
         self._own_logger = logger is None
+        self.search_log = search_log or SearchLog()  # per-epoch scalars to the visualizer backends
         self.dataloader = dataloader_template(dataloader)
         self.weight_loader = HalfLoader(self.dataloader, weight_dataset, 'weight', seed)
         self.arch_loader = HalfLoader(self.dataloader, arch_dataset, 'arch', seed)
@@ -385,6 +387,8 @@ class DifferentiableTrainer:
             self.logger.info(f'resumed after epoch {self.epoch}')
         else:
             seed_everything(seed_for(self.seed, f'global:{dist.get_rank()}'))
+        if self.epoch < self.epochs:
+            self.search_log.open()
         iters = self.iters_per_epoch
         progress = tqdm(total=self.epochs * iters, initial=self.epoch * iters, desc='search',
                         unit='it', disable=not dist.is_main_process(), dynamic_ncols=True)
@@ -393,6 +397,7 @@ class DifferentiableTrainer:
                 start = time.perf_counter()
                 losses = self._train_epoch(self.epoch, iters, progress)
                 self._end_epoch(losses, time.perf_counter() - start)
+        self.search_log.close()
         return self.history
 
     def _train_epoch(self, epoch: int, iters: int, progress: tqdm
@@ -487,6 +492,7 @@ class DifferentiableTrainer:
         self.history.append(record)
         self.epoch = epoch + 1
         self.result = None  # a result recorded before this epoch (epochs were raised) is stale
+        self.search_log.add(epoch_scalars(record), step=self.epoch)
         self.save_checkpoint()
         if dist.is_main_process():
             plot_arch_weights(self.history, self.work.plots_dir,

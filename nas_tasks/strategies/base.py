@@ -102,6 +102,12 @@ class Strategy:
         """Write the strategy's own plots (none by default); ``marks`` are events
         of the search (e.g. an estimator's resets) to draw where they happened."""
 
+    def log_scalars(self) -> dict[str, float]:
+        """Numbers about the latest :meth:`tell` for the search's logging backends
+        (a controller's reward, baseline and entropy), by name; none by default.
+        The loop logs them at the round's step."""
+        return {}
+
     def sample_for_training(self) -> Arch:
         """An architecture to train shared weights on (ENAS/AutoGAN: one per
         minibatch), drawn from the strategy's current distribution without

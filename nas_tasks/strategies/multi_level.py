@@ -101,6 +101,7 @@ class MultiLevelSearch(Strategy):
         self.kept: list[list[tuple[Arch, float]]] = []
         self.finished_histories: list[list[tuple]] = []  # the finished stages' controller histories
         self._candidates: list[str] = []  # the grow round's proposals until told
+        self._scalars: dict[str, float] = {}  # of the latest tell, for log_scalars (not state)
         self.controller = self._new_controller(self.rng.randrange(2 ** 31))
 
     # -- stages -------------------------------------------------------------------
@@ -171,11 +172,17 @@ class MultiLevelSearch(Strategy):
         super().tell(archs, results)
         if not self._candidates:
             self.controller.tell(archs, results)
+            self._scalars = {**self.controller.log_scalars(), 'controller/stage': float(self.stage)}
             return
+        self._scalars = {}  # a grow round is no controller step
         if sorted(self.space.canonical(arch) for arch in archs) != sorted(self._candidates):
             raise ValueError(f'tell() at the end of stage {self.stage} must report the '
                              f'{len(self._candidates)} candidates asked for, got {len(archs)} archs')
         self._keep_best(archs, [float(result.score) for result in results])
+
+    def log_scalars(self) -> dict[str, float]:
+        """After a controller step, the stage controller's scalars and the stage; none after a grow round."""
+        return dict(self._scalars)
 
     def _grow_candidates(self) -> list[Arch]:
         """Up to ``num_candidates`` distinct samples of the stage's controller within the constraint."""

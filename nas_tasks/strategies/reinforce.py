@@ -203,6 +203,7 @@ class ReinforceController(Strategy):
         self.step = 0  # controller updates made
         self.baseline: float | None = None
         self.history: list[tuple[int, float, float, float | None]] = []
+        self._scalars: dict[str, float] = {}  # of the latest update, for log_scalars (not state)
         self._proposal_log_probs: dict[str, float] = {}  # p_old for PPO, until told
 
     @property
@@ -357,7 +358,7 @@ class ReinforceController(Strategy):
         usable = [i for i, score in enumerate(scores) if math.isfinite(score)]
         if self.baseline_reset_steps and self.step % self.baseline_reset_steps == 0:
             self.baseline = None
-        mean = best = math.nan
+        mean = best = entropy = math.nan
         if usable:
             archs = [archs[i] for i in usable]
             rewards = self._rewards(archs, [scores[i] for i in usable])
@@ -366,9 +367,17 @@ class ReinforceController(Strategy):
                 self.baseline = mean
             advantages = torch.tensor([reward - self.baseline for reward in rewards])
             self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean
-            self._update(archs, advantages, torch.tensor([old_log_prob[i] for i in usable]))
+            entropy = self._update(archs, advantages, torch.tensor([old_log_prob[i] for i in usable]))
         self.history.append((self.step, mean, best, self.baseline))
+        self._scalars = {'controller/reward': mean, 'controller/reward_best': best,
+                         'controller/baseline': self.baseline, 'controller/entropy': entropy}
         self.step += 1
+
+    def log_scalars(self) -> dict[str, float]:
+        """The latest update's mean and best reward, the baseline after it, and
+        the policy's mean entropy over the updated archs before it (NaN where
+        every candidate failed and nothing was updated)."""
+        return dict(self._scalars)
 
     def _rewards(self, archs: list[Arch], scores: list[float]) -> list[float]:
         """The scores, plus ``entropy_weight`` times each arch's entropy with ``entropy_in_reward``."""
@@ -378,11 +387,14 @@ class ReinforceController(Strategy):
             _, entropy = self.log_prob_and_entropy(archs)
         return [score + self.entropy_weight * float(h) for score, h in zip(scores, entropy)]
 
-    def _update(self, archs: list[Arch], advantages: torch.Tensor, old_log_prob: torch.Tensor) -> None:
+    def _update(self, archs: list[Arch], advantages: torch.Tensor, old_log_prob: torch.Tensor) -> float:
         """One REINFORCE step, or ``ppo_epochs`` PPO steps; ``old_log_prob`` is NaN
-        where no p_old was recorded (an arch told twice), which then counts as on-policy."""
+        where no p_old was recorded (an arch told twice), which then counts as on-policy.
+        Returns the mean entropy of ``archs`` before the update."""
         for epoch in range(self.ppo_epochs):
             log_prob, entropy = self.log_prob_and_entropy(archs)
+            if epoch == 0:
+                entropy_before = float(entropy.detach().mean())
             if self.entropy_in_reward and not self.detach_entropy:
                 # The official quirk: the reward's entropy term keeps its gradient
                 # (its value, already in the advantages, is unchanged).
@@ -402,6 +414,7 @@ class ReinforceController(Strategy):
             if self.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.controller.parameters(), self.grad_clip)
             self.optimizer.step()
+        return entropy_before
 
     # -- state ----------------------------------------------------------------------
 
