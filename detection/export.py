@@ -7,7 +7,7 @@
   The plain model is the same detector with ``DetNASBackbone`` and the arch
   inlined, its backbone weights ``best_subnet.pth``'s, the rest the
   supernet's. With a fine-tuning config (``DetNASBackbone``) it is the common
-  case: ``best_subnet.pth`` through the backbone's Pretrained init, or
+  case: ``best_subnet.pth`` loaded strictly into the backbone, or
   ``--checkpoint``.
 * NAS-FPN: the proxy trainings keep no weights (``detection/proxy.py`` writes
   no checkpoint), so without ``--checkpoint`` the weights are the task
@@ -37,6 +37,7 @@ _LAYER_KEY = re.compile(r'^layers\.(?P<layer>\d+)\.(?P<rest>.+)$')
 @EXPORT_ADAPTERS.register_module()
 class DetNASExport(ExportAdapter):
     spaces = tuple(space_name(variant) for variant in VARIANTS)
+    slot_types = ('DetNASSuperNet', 'DetNASBackbone')
     search_types = ('DetNASSuperNet',)
     plain_imports = ('backbones', 'detection')
 
@@ -45,8 +46,11 @@ class DetNASExport(ExportAdapter):
         return self.model_cfg()['backbone'].get('type') == 'DetNASSuperNet'
 
     def point_at_weights(self, slot: dict, work_dir: Path | None) -> None:
-        slot['init_cfg'] = (None if work_dir is None else
-                            dict(type='Pretrained', checkpoint=str(work_dir / SUBNET_WEIGHTS)))
+        # Not through a Pretrained init_cfg: mmengine loads that non-strictly.
+        slot['init_cfg'] = None
+
+    def load_search_weights(self, model: torch.nn.Module) -> None:
+        load_strict(model.backbone, self.found.file(SUBNET_WEIGHTS))
 
     def weights_note(self) -> str:
         return (f'{SUBNET_WEIGHTS} for the backbone; the task config\'s initialisation '
@@ -124,6 +128,7 @@ def _overlay_buffers(supernet: torch.nn.Module, subnet: dict, arch: dict, varian
 class NASFPNExport(ExportAdapter):
     spaces = (NAS_FPN_SPACE,)
     slot = 'neck'
+    slot_types = ('SearchableNASFPN',)
     plain_imports = ('detection',)
 
     def weights_note(self) -> str:

@@ -4,3 +4,4 @@ from gan import metrics, toy_data  # noqa: F401  (registers the IS/FID extractor
 # Training a found generator with mmengine: datasets, the IS/FID metric, per-network optimisers,
 # the sample grid.
 from gan import datasets, is_fid_metric, optim, sample_grid  # noqa: F401
+from gan import export  # noqa: F401,E402  (AutoGAN export adapter)

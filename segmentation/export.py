@@ -19,6 +19,7 @@ from segmentation.auto_deeplab.segmentor import wire_decode_head
 @EXPORT_ADAPTERS.register_module()
 class AutoDeepLabExport(ExportAdapter):
     spaces = (SPACE_NAME,)
+    slot_types = ('AutoDeepLabBackbone',)
     search_types = ('AutoDeepLabSearchNet',)
     plain_imports = ('backbones',)
 

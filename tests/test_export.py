@@ -23,6 +23,7 @@ DETNAS_SEARCH = 'configs/detnas/detnas_retinanet_toy.py'
 NAS_FPN_FINETUNE = 'configs/nas_fpn/retinanet_nas_fpn_finetune_toy.py'
 AUTO_DEEPLAB_FINETUNE = 'configs/auto_deeplab/auto_deeplab_finetune_toy.py'
 FNA_FINETUNE = 'configs/fna/retinanet_fna_finetune_toy.py'
+AUTOGAN_SEARCH = 'configs/autogan/autogan_cifar10_toy.py'
 DETNAS_ARCH_SEED = 3
 
 
@@ -33,11 +34,14 @@ def registered():
 
 
 def build(cfg, scope):
-    """``cfg.model`` from the task library's own registry (mmdet's or mmseg's)."""
+    """``cfg.model`` from the task library's own registry (mmdet's, mmseg's; a GAN
+    generator's is mmengine's)."""
     if scope == 'mmdet':
         from mmdet.registry import MODELS
-    else:
+    elif scope == 'mmseg':
         from mmseg.registry import MODELS
+    else:
+        from mmengine.registry import MODELS
     with DefaultScope.overwrite_default_scope(scope):
         return MODELS.build(cfg.model)
 
@@ -51,12 +55,16 @@ def plain_model(out: Path, scope: str):
     return model.eval()
 
 
-def assert_onnxruntime_matches(out: Path, model, manifest: dict) -> None:
+def tensor_mode(model, inputs):
+    return model(inputs, mode='tensor')
+
+
+def assert_onnxruntime_matches(out: Path, model, manifest: dict, forward=tensor_mode) -> None:
     """onnxruntime on the written ONNX file computes what the rebuilt model computes."""
     from nas_tasks.export.parity import ATOL, RTOL, flatten_outputs
     inputs = torch.randn(*manifest['input']['shape'], generator=torch.Generator().manual_seed(11))
     with torch.no_grad():
-        expected = flatten_outputs(model(inputs, mode='tensor'))
+        expected = flatten_outputs(forward(model, inputs))
     session = onnxruntime.InferenceSession(str(out / 'model.onnx'), providers=['CPUExecutionProvider'])
     actual = session.run(None, {manifest['input']['name']: inputs.numpy()})
     assert [name for name, _ in expected] == [o.name for o in session.get_outputs()]
@@ -277,3 +285,66 @@ def test_fna_export_keeps_the_adapted_weights(tmp_path):
     key = 'blocks.3.1.bn2.running_var'
     assert torch.equal(model.backbone.model.state_dict()[key], adapted.state_dict()[key])
     assert_onnxruntime_matches(out, model, manifest)
+
+
+# -- AutoGAN: the generator on its own ----------------------------------------------------------
+def test_autogan_generator_export_computes_the_shared_path(tmp_path):
+    from gan.autogan.shared_generator import AutoGANSharedGenerator
+    from gan.autogan.space import AutoGANSpace
+    from nas_tasks.builder import load_config
+    settings = dict(gf_dim=16, latent_dim=128, bottom_width=4)  # the toy search's
+    assert load_config(AUTOGAN_SEARCH).estimator.gan.gf_dim == settings['gf_dim']
+    torch.manual_seed(0)
+    shared = AutoGANSharedGenerator(**settings)
+    randomize_batch_norms(shared, 5)
+    space = AutoGANSpace()
+    arch = space.sample(random.Random(2))
+    space.save_arch(tmp_path / 'best_arch.json', arch, {'IS': 1.7})
+    # What the search's last checkpoint holds of the shared generator, and its export.
+    torch.save({'estimator': {'trainer': {'generator': shared.state_dict()}}},
+               tmp_path / 'search_state.pth')
+    torch.save(shared.subnet_state_dict(arch), tmp_path / 'best_generator.pth')
+
+    out = tmp_path / 'out'
+    manifest, lines = run_export(tmp_path, AUTOGAN_SEARCH, out, exporter='torchscript')
+    assert_both_parity_checks_printed(lines, manifest)
+    assert manifest['input']['name'] == 'z' and manifest['input']['shape'] == [1, 128]
+    assert manifest['outputs'] == {'output': [1, 3, 32, 32]}
+    assert_no_search_in(out, tmp_path, 'AutoGANSharedGenerator', 'search_state')
+    cfg = Config.fromfile(str(out / 'config.py'))
+    assert cfg.model.type == 'AutoGANGenerator' and cfg.model.arch.arch == arch
+    assert 'train_dataloader' not in cfg and 'estimator' not in cfg
+    model = plain_model(out, 'mmengine')
+    assert_onnxruntime_matches(out, model, manifest, forward=lambda net, z: net(z))
+
+
+# -- refusals before anything is built ---------------------------------------------------
+def test_an_arch_with_another_tasks_config_is_one_line(tmp_path):
+    from detection.nas_fpn.space import NASFPNSpace
+    space = NASFPNSpace()
+    space.save_arch(tmp_path / 'best_arch.json', space.sample(random.Random(1)), {})
+    with pytest.raises(NasError, match=r"space 'nas-fpn'.*model.neck is 'FPN'.*SearchableNASFPN"):
+        run_export(tmp_path, FNA_FINETUNE, tmp_path / 'out')
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(NasError, match='holds no best_arch.json'):
+        run_export(tmp_path / 'empty', FNA_FINETUNE, tmp_path / 'out')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_plain_config_pointing_at_search_files_is_refused(tmp_path):
+    from detection.export import DetNASExport
+    from detection.detnas.space import DetNASSpace
+    from nas_tasks.export import read_found_model
+    from nas_tasks.export.plain_config import check_no_search_code
+    space = DetNASSpace('small')
+    space.save_arch(tmp_path / 'best_arch.json', space.sample(random.Random(0)), {})
+    found = read_found_model(tmp_path)
+    leaking = Config(dict(model=dict(backbone=dict(type='DetNASBackbone', init_cfg=dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'best_subnet.pth'))))))
+    with pytest.raises(NasError, match=r"model.backbone.init_cfg.checkpoint points at the search's"):
+        check_no_search_code(leaking, leaking.pretty_text, DetNASExport, found)
+    supernet = Config(dict(model=dict(backbone=dict(type='DetNASSuperNet'))))
+    with pytest.raises(NasError, match='names the search module DetNASSuperNet'):
+        check_no_search_code(supernet, supernet.pretty_text, DetNASExport, found)
+    plain = Config(dict(model=dict(backbone=dict(type='DetNASBackbone')), data_root='data/toy_coco/'))
+    check_no_search_code(plain, plain.pretty_text, DetNASExport, found)

@@ -21,6 +21,7 @@ from .search_task import WEIGHTS_FILE
 @EXPORT_ADAPTERS.register_module()
 class FNAExport(ExportAdapter):
     spaces = (SPACE_NAME,)
+    slot_types = ('FNABackbone',)
     search_types = ('FNASuperNet',)
     plain_imports = ('backbones',)
 

@@ -7,6 +7,7 @@ A task registers one adapter per kind of arch document it writes
     class MyExport(ExportAdapter):
         spaces = ('my-space',)
         slot = 'backbone'                      # where model.<slot>.arch goes
+        slot_types = ('MyBackbone', 'MySuperNet')  # what model.<slot> may be
         search_types = ('MySuperNet',)         # what a plain config must never name
 
 The base class covers the common case, a module that takes ``arch=`` in the
@@ -17,18 +18,22 @@ whose reference is a supernet path (DetNAS) overrides :meth:`reference`.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope, Registry
 from mmengine.registry import MODELS as ROOT_MODELS
 from torch import nn
 
 from nas_tasks.errors import NasError
 from nas_tasks.export.found import FoundModel
+from nas_tasks.export.inputs import example_images, input_size_of
 from nas_tasks.seeding import seed_everything
 
 EXPORT_ADAPTERS = Registry('export adapter', scope='nas_tasks')
@@ -60,9 +65,15 @@ class ExportAdapter:
 
     spaces: tuple[str, ...] = ()
     slot = 'backbone'
+    # The module types model.<slot> may have in a task config for these spaces.
+    slot_types: tuple[str, ...] = ()
     search_types: tuple[str, ...] = ()
     # Packages a plain config imports (custom_imports) to register what it names.
     plain_imports: tuple[str, ...] = ()
+    # False: the plain config holds the model only, not the task config's data and
+    # schedule (a network exported on its own, such as a GAN's generator).
+    keeps_task_config = True
+    input_name = 'inputs'  # the ONNX graph's input
 
     def __init__(self, found: FoundModel, task_cfg: Config, checkpoint: str | None = None,
                  seed: int = 0):
@@ -70,9 +81,19 @@ class ExportAdapter:
         self.task_cfg = task_cfg
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.seed = seed
-        if 'model' not in task_cfg:
+        self.check_task_config()
+
+    def check_task_config(self) -> None:
+        """One line if the task config has no place for the found arch."""
+        found = self.found
+        if 'model' not in self.task_cfg:
             raise NasError('the task config has no model; pass the config that trains the found '
                            'model (a fine-tuning config, or the search config of a one-shot search)')
+        slot_type = slot_of(self.model_cfg(), self.slot).get('type')
+        if slot_type not in self.slot_types:
+            raise NasError(f"{found.arch_path.name} is an arch of space '{found.space_name}', but the "
+                           f"task config's model.{self.slot} is {slot_type!r}; pass a config whose "
+                           f"model.{self.slot} is {' or '.join(self.slot_types)}")
 
     # -- what the task says -----------------------------------------------------
     @property
@@ -88,10 +109,25 @@ class ExportAdapter:
         or none (``work_dir`` None: a checkpoint gives them, or the plain config).
         By default the searchable module has no weight file of its own."""
 
+    def load_search_weights(self, model: nn.Module) -> None:
+        """Load the search's weights into the initialised ``model`` (no checkpoint given),
+        strictly: a file that does not fit must not leave random weights behind."""
+
     def weights_note(self) -> str:
         """Where the reference's weights come from when no checkpoint is given."""
         return (f'no weights from the search: the initialisation of the task config '
                 f'(init_weights(), seed {self.seed})')
+
+    # -- the tensor forward -----------------------------------------------------
+    def example_inputs(self, input_size: Sequence[int] | None) -> torch.Tensor:
+        """The input of the parity checks and the ONNX graph: one preprocessed image of
+        ``input_size`` (default: the task config's test image size)."""
+        return example_images(input_size or input_size_of(self.task_cfg), self.seed)
+
+    def tensor_forward(self, model: nn.Module, inputs: torch.Tensor) -> Any:
+        """The forward that is checked and exported: mmdet's and mmseg's tensor mode, the
+        whole network up to the heads' raw outputs."""
+        return model(inputs, mode='tensor')
 
     # -- the reference ----------------------------------------------------------
     def reference(self) -> Reference:
@@ -106,8 +142,9 @@ class ExportAdapter:
             load_strict(model, self.checkpoint)
             weights = f'the checkpoint {self.checkpoint}'
         else:
-            with DefaultScope.overwrite_default_scope(self.scope):
+            with DefaultScope.overwrite_default_scope(self.scope), quiet_mmengine_logger():
                 model.init_weights()
+            self.load_search_weights(model)
             weights = self.weights_note()
         model.eval()
         description = (f"the task config's model with {self.slot}.arch="
@@ -122,6 +159,18 @@ class ExportAdapter:
         slot['arch'] = self.found.inline_document()
         self.point_at_weights(slot, None)
         return cfg
+
+
+@contextlib.contextmanager
+def quiet_mmengine_logger():
+    """mmengine logs every initialised parameter at INFO: keep the export's output to its results."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def slot_of(model_cfg: dict, dotted: str) -> dict:

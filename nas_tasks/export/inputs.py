@@ -41,7 +41,7 @@ def _test_pipeline(cfg: Config) -> list[dict]:
     return list(cfg.get('test_pipeline') or [])
 
 
-def example_inputs(size: Sequence[int], seed: int) -> torch.Tensor:
+def example_images(size: Sequence[int], seed: int) -> torch.Tensor:
     height, width = (int(value) for value in size)
     if height < 1 or width < 1:
         raise NasError(f'the input size must be positive, got {height}x{width}')

@@ -12,6 +12,7 @@ import contextlib
 import io
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -24,35 +25,37 @@ from nas_tasks.export.adapter import first_line
 from nas_tasks.export.parity import Outputs, flatten_outputs
 
 EXPORTERS = ('dynamo', 'torchscript')
-INPUT_NAME = 'inputs'
+
+Forward = Callable[[nn.Module, torch.Tensor], Any]
 
 
 class TensorForward(nn.Module):
-    """``model(inputs, mode='tensor')`` with the outputs as one flat tuple (what ONNX holds)."""
+    """``forward(model, inputs)`` with the outputs as one flat tuple (what ONNX holds)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, forward: Forward):
         super().__init__()
         self.model = model
+        self.tensor_forward = forward
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(tensor for _, tensor in flatten_outputs(self.model(inputs, mode='tensor')))
+        return tuple(tensor for _, tensor in flatten_outputs(self.tensor_forward(self.model, inputs)))
 
 
-def export_onnx(model: nn.Module, inputs: torch.Tensor, output_names: list[str], path: Path,
-                exporter: str = 'dynamo') -> dict:
-    """Write the ONNX graph of ``model``'s tensor forward at ``inputs``' shape to ``path``.
+def export_onnx(model: nn.Module, forward: Forward, inputs: torch.Tensor, input_name: str,
+                output_names: list[str], path: Path, exporter: str = 'dynamo') -> dict:
+    """Write the ONNX graph of ``forward(model, inputs)`` at ``inputs``' shape to ``path``.
 
     Returns what the file is: exporter, opset, input and output names.
     """
     if exporter not in EXPORTERS:
         raise NasError(f"unknown exporter '{exporter}'; choose one of: {', '.join(EXPORTERS)}")
-    wrapper = TensorForward(model).eval()
+    wrapper = TensorForward(model, forward).eval()
     # Both exporters narrate; their warnings (e.g. the legacy exporter's
     # deprecation) are about torch, not about the model.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter('ignore')
         try:
-            torch.onnx.export(wrapper, (inputs,), str(path), input_names=[INPUT_NAME],
+            torch.onnx.export(wrapper, (inputs,), str(path), input_names=[input_name],
                               output_names=output_names, dynamo=exporter == 'dynamo',
                               **({'external_data': False} if exporter == 'dynamo' else {}))
         except Exception as error:  # noqa: BLE001  (the exporters raise many kinds)
@@ -60,7 +63,7 @@ def export_onnx(model: nn.Module, inputs: torch.Tensor, output_names: list[str],
     graph = onnx.load(str(path), load_external_data=False)
     opset = next((entry.version for entry in graph.opset_import if entry.domain in ('', 'ai.onnx')),
                  None)
-    return dict(exporter=exporter, opset=opset, input=INPUT_NAME,
+    return dict(exporter=exporter, opset=opset, input=input_name,
                 outputs=[output.name for output in graph.graph.output])
 
 

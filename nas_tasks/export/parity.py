@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -54,10 +54,11 @@ def flatten_outputs(value: Any, name: str = 'output') -> Outputs:
     return [pair for key, item in items for pair in flatten_outputs(item, f'{name}_{key}')]
 
 
-def tensor_outputs(model: nn.Module, inputs: torch.Tensor) -> Outputs:
-    """``model(inputs, mode='tensor')``, the whole network up to the head's raw outputs."""
+def tensor_outputs(forward: Callable[[nn.Module, torch.Tensor], Any], model: nn.Module,
+                   inputs: torch.Tensor) -> Outputs:
+    """``forward(model, inputs)`` (the adapter's tensor forward), flattened."""
     with torch.no_grad():
-        return flatten_outputs(model(inputs, mode='tensor'))
+        return flatten_outputs(forward(model, inputs))
 
 
 def check_exact(reference: Outputs, exported: Outputs, what: str) -> Parity:

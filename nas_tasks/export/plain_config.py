@@ -31,7 +31,7 @@ SEARCH_FILE_SUFFIXES = ('.json', '.jsonl', '.pth')
 
 
 def plain_config(task_cfg: Config, adapter: ExportAdapter) -> Config:
-    cfg = task_cfg.to_dict()
+    cfg = task_cfg.to_dict() if adapter.keeps_task_config else {}
     for key in (*SEARCH_KEYS, DIFFERENTIABLE_SEARCH_KEY, *SEARCH_TOOL_KEYS, SEARCH_DIR_VARIABLE,
                 *RUN_STATE_KEYS):
         cfg.pop(key, None)

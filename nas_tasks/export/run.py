@@ -26,7 +26,6 @@ from nas_tasks.builder import load_config
 from nas_tasks.errors import NasError
 from nas_tasks.export.adapter import adapter_for, build_model, first_line
 from nas_tasks.export.found import read_found_model
-from nas_tasks.export.inputs import example_inputs, input_size_of
 from nas_tasks.export.onnx_export import export_onnx, output_names, run_onnxruntime
 from nas_tasks.export.parity import ATOL, RTOL, check_close, check_exact, tensor_outputs
 from nas_tasks.export.plain_config import check_no_search_code, plain_config
@@ -50,9 +49,9 @@ def export_found_model(source: str | Path, task_config: str | Path, out: str | P
     plain = plain_config(task_cfg, adapter)
     text = plain.pretty_text
     check_no_search_code(plain, text, adapter, found)
-    size = tuple(input_size) if input_size else input_size_of(task_cfg)
-    inputs = example_inputs(size, seed)
+    inputs = adapter.example_inputs(input_size)
     reference = adapter.reference()
+    log(f'weights: {reference.weights}')
     meta = dict(arch=found.inline_document(), source=str(found.arch_path), weights=reference.weights)
 
     with tempfile.TemporaryDirectory(prefix='nas_export_') as staging_name:
@@ -61,14 +60,15 @@ def export_found_model(source: str | Path, task_config: str | Path, out: str | P
         torch.save(dict(state_dict=reference.state_dict, meta=meta), staging / WEIGHTS_FILE)
         model = build_written(staging / CONFIG_FILE, staging / WEIGHTS_FILE, adapter.search_types)
 
-        expected = tensor_outputs(reference.model, inputs)
-        outputs = tensor_outputs(model, inputs)
+        expected = tensor_outputs(adapter.tensor_forward, reference.model, inputs)
+        outputs = tensor_outputs(adapter.tensor_forward, model, inputs)
         torch_parity = check_exact(expected, outputs, f'the exported model against {reference.description}')
         log(f'parity (PyTorch): the exported model computes {reference.description} exactly: '
             f'{torch_parity.outputs} outputs, {torch_parity.elements} values, torch.equal on '
             f'every one (max |diff| {torch_parity.max_abs_diff:g})')
 
-        graph = export_onnx(model, inputs, output_names(outputs), staging / ONNX_FILE, exporter)
+        graph = export_onnx(model, adapter.tensor_forward, inputs, adapter.input_name,
+                            output_names(outputs), staging / ONNX_FILE, exporter)
         ort_parity = check_close(outputs, run_onnxruntime(staging / ONNX_FILE, inputs),
                                  'onnxruntime against the exported PyTorch model')
         log(f'parity (onnxruntime): {ort_parity.outputs} outputs within {ATOL:g} + {RTOL:g} * '
@@ -107,7 +107,8 @@ def build_written(config_path: Path, weights_path: Path, search_types: Sequence[
     if named:
         raise NasError(f'the exported model contains the search module {named[0]}')
     try:
-        load_checkpoint(model, str(weights_path), map_location='cpu', strict=True)
+        load_checkpoint(model, str(weights_path), map_location='cpu', strict=True,
+                        logger='silent')
     except RuntimeError as error:
         raise NasError(f'the exported weights do not fit the exported model: '
                        f'{first_line(error)}') from error
