@@ -3,13 +3,17 @@
 * :class:`ImageFolderClassification`: a torchvision ``ImageFolder`` split
   (``data_root/<split>/<class>/*``) with the usual ImageNet augmentation; each
   item is ``(image_tensor, label)``.
+* :class:`LogitsClassifier`: the modes of an mmengine classification model
+  (logits, loss, predictions) around a subclass's ``logits(inputs)``.
 * :class:`BackboneClassifier`: any mmdet backbone + global average pooling +
   a linear layer. Its backbone weights are saved as ``backbone.*``, so a
   detector loads them with
   ``init_cfg=dict(type='Pretrained', checkpoint=PATH, prefix='backbone.')``.
+  (``backbones.timm_classifier.TimmClassifier`` classifies with a whole timm model.)
 * :class:`TopKAccuracy`: top-1 / top-5 accuracy in percent.
 * :class:`ExportWeightsHook`: after training, the model's weights alone, in a
-  file that ``Pretrained`` init can read.
+  file that ``Pretrained`` init can read (optionally one submodule's, its
+  prefix removed).
 
 Batches are ``[images, labels]`` (``collate_fn=dict(type='default_collate')``);
 ``BaseModel`` unpacks them into ``forward(images, labels, mode)``.
@@ -17,6 +21,7 @@ Batches are ``[images, labels]`` (``collate_fn=dict(type='default_collate')``);
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
@@ -36,7 +41,8 @@ from torchvision import datasets, transforms
 from nas_tasks.io import atomic_torch_save
 from nas_tasks.errors import NasError
 
-__all__ = ['ImageFolderClassification', 'BackboneClassifier', 'TopKAccuracy', 'ExportWeightsHook']
+__all__ = ['ImageFolderClassification', 'LogitsClassifier', 'BackboneClassifier', 'TopKAccuracy',
+           'ExportWeightsHook']
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -90,8 +96,42 @@ class ImageFolderClassification(Dataset):
         return self.folder[index]
 
 
+class LogitsClassifier(BaseModel):
+    """The modes every classifier here shares; a subclass defines :meth:`logits`.
+
+    Args:
+        label_smoothing: of the cross-entropy loss.
+    """
+
+    def __init__(self, label_smoothing: float = 0.1, data_preprocessor: dict | None = None,
+                 init_cfg: dict | list | None = None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.label_smoothing = label_smoothing
+
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None,
+                mode: str = 'tensor'):
+        """'tensor': logits; 'loss': ``{'loss': ...}``; 'predict': one dict per
+        image with ``pred_scores`` (softmax) and, given labels, ``gt_label``."""
+        logits = self.logits(inputs)
+        if mode == 'tensor':
+            return logits
+        if mode == 'loss':
+            if labels is None:
+                raise ValueError("mode='loss' needs labels")
+            return {'loss': F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)}
+        if mode == 'predict':
+            scores = logits.softmax(dim=1)
+            if labels is None:
+                return [dict(pred_scores=row) for row in scores]
+            return [dict(pred_scores=row, gt_label=label) for row, label in zip(scores, labels)]
+        raise ValueError(f"mode must be 'tensor', 'loss' or 'predict', got {mode!r}")
+
+
 @MODELS.register_module()
-class BackboneClassifier(BaseModel):
+class BackboneClassifier(LogitsClassifier):
     """A backbone's last feature map -> global average pool -> dropout -> linear.
 
     Args:
@@ -106,29 +146,13 @@ class BackboneClassifier(BaseModel):
     def __init__(self, backbone: dict, num_classes: int, in_channels: int, dropout: float = 0.0,
                  label_smoothing: float = 0.1, data_preprocessor: dict | None = None,
                  init_cfg: dict | list | None = None):
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(label_smoothing, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(in_channels, num_classes)
-        self.label_smoothing = label_smoothing
 
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None,
-                mode: str = 'tensor'):
-        """'tensor': logits; 'loss': ``{'loss': ...}``; 'predict': one dict per
-        image with ``pred_scores`` (softmax) and, given labels, ``gt_label``."""
-        logits = self.head(self.dropout(self.pool(self.backbone(inputs)[-1])))
-        if mode == 'tensor':
-            return logits
-        if mode == 'loss':
-            if labels is None:
-                raise ValueError("mode='loss' needs labels")
-            return {'loss': F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)}
-        if mode == 'predict':
-            scores = logits.softmax(dim=1)
-            if labels is None:
-                return [dict(pred_scores=row) for row in scores]
-            return [dict(pred_scores=row, gt_label=label) for row, label in zip(scores, labels)]
-        raise ValueError(f"mode must be 'tensor', 'loss' or 'predict', got {mode!r}")
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.pool(self.backbone(inputs)[-1])))
 
     @staticmethod
     def pool(feature_map: torch.Tensor) -> torch.Tensor:
@@ -176,16 +200,38 @@ class ExportWeightsHook(Hook):
     A runner checkpoint also pickles the message hub and config, which
     ``torch.load(weights_only=True)`` (the default that ``Pretrained`` init
     uses) refuses; this file loads with it.
+
+    Args:
+        filename: the file's name in the work directory.
+        prefix: if set (e.g. ``'model.'``), only the keys under it, with the
+            prefix removed: the weights of the wrapped network as that
+            network names them (a timm model's own keys).
     """
 
     priority = 'LOWEST'
 
-    def __init__(self, filename: str = 'classifier_weights.pth'):
+    def __init__(self, filename: str = 'classifier_weights.pth', prefix: str | None = None):
         self.filename = filename
+        self.prefix = prefix
+
+    def before_train(self, runner) -> None:
+        self._exported_state(runner)  # a wrong prefix stops the run before training, not after
 
     @master_only
     def after_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         path = Path(runner.work_dir) / self.filename
-        atomic_torch_save({'state_dict': weights_to_cpu(model.state_dict())}, path)
+        atomic_torch_save({'state_dict': weights_to_cpu(self._exported_state(runner))}, path)
         runner.logger.info(f'weights saved to {path}')
+
+    def _exported_state(self, runner) -> dict:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        state = model.state_dict()
+        if not self.prefix:
+            return state
+        # An OrderedDict, as state_dict() returns and weights_to_cpu expects.
+        state = OrderedDict((key[len(self.prefix):], value) for key, value in state.items()
+                            if key.startswith(self.prefix))
+        if not state:
+            raise NasError(f"ExportWeightsHook: the model has no weights under prefix "
+                           f"'{self.prefix}'; set prefix to a submodule's name and a dot")
+        return state
