@@ -24,7 +24,7 @@ def parse_args() -> argparse.Namespace:
                                        'or an arch JSON file')
     parser.add_argument('--task', required=True, metavar='CONFIG',
                         help='the config whose model holds the searchable module: the search '
-                             'config of a one-shot search (DetNAS), or a fine-tuning config')
+                             'config of a DetNAS or AutoGAN search, or a fine-tuning config')
     parser.add_argument('--out', required=True, metavar='DIR', help='where the files go')
     parser.add_argument('--checkpoint', help="weights of the task config's whole model (e.g. a "
                                              "fine-tuned checkpoint) instead of the search's")
