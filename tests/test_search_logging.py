@@ -25,6 +25,7 @@ from nas_tasks.search_logging import SearchLog
 from nas_tasks.strategies import MultiLevelSearch, ReinforceController
 from stand_in_estimators import DriftingSharedEstimator, key, make_space
 from test_multi_level import CONTROLLER, STAGES, first_options
+from test_multi_level import make_space as make_staged_space
 from test_report_html import PageText, click_through, needs_chromium
 
 TENSORBOARD = dict(visualizer=dict(type='Visualizer', vis_backends=[dict(type='TensorboardVisBackend')]))
@@ -170,11 +171,6 @@ def test_multi_level_scalars_name_the_stage_and_skip_grow_rounds():
         search.tell(archs, [Result(first_options(arch)) for arch in archs])
         seen.append(search.log_scalars().get('controller/stage'))
     assert seen == [0.0, None, 1.0, None, 2.0, None]
-
-
-def make_staged_space():
-    from nas_tasks.space import StagedSpace
-    return StagedSpace(STAGES, name='cells')
 
 
 def test_logging_draws_no_random_number(tmp_path):
