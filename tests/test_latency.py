@@ -92,6 +92,21 @@ def test_a_broken_table_file_is_one_clear_error(tmp_path):
         detnas_table(path, **QUICK)
 
 
+def test_the_thread_clock_times_one_cpu_thread_only(tmp_path):
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(NasError, match="clock='thread' times one CPU thread, but this runs on cpu "
+                                           'with 2 torch threads'):
+            detnas_table(tmp_path / 'thread.json', clock='thread', **QUICK)
+    finally:
+        torch.set_num_threads(threads)
+    with one_torch_thread():
+        table = detnas_table(tmp_path / 'thread.json', clock='thread', **QUICK)
+    assert table.setup['clock'] == 'thread' and all(v > 0 for v in table.entries.values())
+
+
 def test_nas_fpn_whole_network_latency_is_measured_once_per_arch_and_kept(tmp_path):
     from detection.nas_fpn.latency import NASFPNLatency
     from detection.nas_fpn.space import NASFPNSpace

@@ -1,9 +1,10 @@
 """Latency of DetNAS backbones on the current device, from a per-block table.
 
 Every layer's input shape is the same whatever is chosen, so the stem and
-each (layer, choice) block are timed once in place, on the input that layer
-gets, as :class:`~backbones.resources.DetNASCostTable` counts their FLOPs; a
-backbone's latency is the stem's entry plus its chosen blocks'. The sums are
+each (layer, choice) block are timed in place, on the input that layer gets
+(as :class:`~backbones.resources.DetNASCostTable` counts their FLOPs), in
+passes over all of them; a backbone's latency is the stem's entry plus its
+chosen blocks'. The sums are
 checked against whole :class:`~backbones.detnas.DetNASBackbone` networks.
 """
 from __future__ import annotations
@@ -34,10 +35,11 @@ class DetNASLatencyTable(PerChoiceLatencyTable):
 
     def __init__(self, space: DetNASSpace, input_size, table: str | Path | None = None,
                  batch: int = 1, repeats: int = 10, warmup: int = 2, check_networks: int = 5,
-                 seed: int = 0, device: str | None = None):
+                 seed: int = 0, clock: str = 'wall', device: str | None = None):
         self.variant = space.variant
         self.network = f'detnas-{self.variant}-backbone'
-        super().__init__(space, input_size, table, batch, repeats, warmup, check_networks, seed, device)
+        super().__init__(space, input_size, table, batch, repeats, warmup, check_networks, seed,
+                         clock, device)
 
     def parts(self) -> Iterator[tuple[str, Forward, torch.Tensor]]:
         x = self.zeros()

@@ -36,12 +36,13 @@ class NASFPNLatency(WholeNetworkLatency):
     """
 
     def __init__(self, space: NASFPNSpace, config: Config, input_size, table: str | Path | None = None,
-                 batch: int = 1, repeats: int = 10, warmup: int = 2, device: str | None = None):
+                 batch: int = 1, repeats: int = 10, warmup: int = 2, clock: str = 'wall',
+                 device: str | None = None):
         self.model_cfg = copy.deepcopy(config.model)
         divisor = (self.model_cfg.get('data_preprocessor') or {}).get('pad_size_divisor', 1)
         input_size = [math.ceil(side / divisor) * divisor for side in input_size]
         self.network = f'nas-fpn-{self.model_cfg.type}-{_model_digest(self.model_cfg)}'
-        super().__init__(space, input_size, table, batch, repeats, warmup, device)
+        super().__init__(space, input_size, table, batch, repeats, warmup, clock, device)
 
     def whole_network(self, arch: Arch) -> tuple[Forward, torch.Tensor]:
         model_cfg = copy.deepcopy(self.model_cfg)

@@ -33,10 +33,10 @@ class AutoGANLatency(WholeNetworkLatency):
 
     def __init__(self, space: AutoGANSpace, gf_dim: int = 256, latent_dim: int = 128,
                  bottom_width: int = 4, table: str | Path | None = None, batch: int = 1,
-                 repeats: int = 10, warmup: int = 2, device: str | None = None):
+                 repeats: int = 10, warmup: int = 2, clock: str = 'wall', device: str | None = None):
         self.gf_dim, self.latent_dim, self.bottom_width = gf_dim, latent_dim, bottom_width
         self.network = f'autogan-generator-gf{gf_dim}-bottom{bottom_width}'
-        super().__init__(space, (latent_dim,), table, batch, repeats, warmup, device)
+        super().__init__(space, (latent_dim,), table, batch, repeats, warmup, clock, device)
 
     def input_shape(self) -> tuple[int, ...]:
         return (self.latent_dim,)
