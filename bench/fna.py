@@ -25,7 +25,7 @@ out_indices (1, 2, 3, 4).
 The loss is the mean square of every returned feature map: the step times
 are the backbone's, the part where super network and plain network differ.
 
-    python bench/fna.py [--batch 4] [--size 224] [--paths 3] [--reps 5] [--arch-reps 3]
+    python bench/fna.py [--batch 4] [--size 224] [--paths 3] [--reps 7] [--arch-reps 3]
                         [--threads N] [--searchable-norm untracked|seed] [--profile] [--quick]
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def parse_args():
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--size', type=int, default=224, help='input side in pixels')
     parser.add_argument('--paths', type=int, default=3, help='sampled paths in the step ratio')
-    parser.add_argument('--reps', type=int, default=5,
+    parser.add_argument('--reps', type=int, default=7,
                         help='timed interleaved repetitions of each step (after one warm-up)')
     parser.add_argument('--arch-reps', type=int, default=3,
                         help='timed interleaved repetitions of the architecture steps')
@@ -280,18 +280,25 @@ def bench_steps(args, seed: dict) -> None:
                            arch_frozen=arch_step(True)))
 
 
-def profile_steps(steps: dict) -> None:
-    """The operators that take each step's time, by self CPU time (torch.profiler)."""
+def profile_steps(steps: dict, rounds: int = 3) -> None:
+    """The operators that take each step's time: self CPU time per step, averaged
+    over ``rounds`` profiled steps of each, taken in turn (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
-    for name, run in steps.items():
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            run()
-        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-        total = sum(e.self_cpu_time_total for e in events)
-        print(f'    {name}: {total / 1e3:.0f} ms of operator self time; the largest:')
-        for event in events[:8]:
-            print(f'      {event.key:<40} {event.self_cpu_time_total / 1e3:9.1f} ms '
-                  f'{100 * event.self_cpu_time_total / total:5.1f}%  {event.count:6d} calls')
+    totals: dict[str, dict[str, list[float]]] = {name: {} for name in steps}
+    for _ in range(rounds):
+        for name, run in steps.items():
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                run()
+            for event in prof.key_averages():
+                entry = totals[name].setdefault(event.key, [0.0, 0])
+                entry[0] += event.self_cpu_time_total / 1e3 / rounds
+                entry[1] += event.count / rounds
+    for name, ops in totals.items():
+        total = sum(ms for ms, _ in ops.values())
+        print(f'    {name}: {total:.0f} ms of operator self time a step (mean of {rounds}); '
+              'the largest:')
+        for key, (ms, calls) in sorted(ops.items(), key=lambda item: -item[1][0])[:8]:
+            print(f'      {key:<40} {ms:9.1f} ms {100 * ms / total:5.1f}%  {calls:6.0f} calls')
 
 
 def report_paper_cost() -> None:
