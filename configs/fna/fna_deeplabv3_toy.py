@@ -2,7 +2,7 @@
 # the backbone of mmseg's DeepLabv3 (output stride 16; a shallow super network,
 # 3x3/5x5 kernels), then the seed remapped into the found network. About N minutes on
 # 2 CPU cores:
-#   python tools/make_toy_data.py imagenet data/toy_imagenet
+#   python tools/make_toy_data.py imagenet data/toy_imagenet_seed --per-class 256 --num-val-per-class 32
 #   python tools/train.py configs/fna/mobilenetv2_seed_toy.py      # the seed, ~1 min
 #   python tools/make_toy_data.py cityscapes data/toy_cityscapes
 #   python tools/search.py configs/fna/fna_deeplabv3_toy.py
