@@ -150,6 +150,13 @@ def test_search_candidates_leave_out_failures_and_keep_the_latest_score(tmp_path
     assert found[0].id != found[1].id and found[0].id == Candidate(found[0].key, {}, 0).id
 
 
+def test_candidates_of_another_space_are_refused(tmp_path):
+    from nas_tasks.space import CategoricalSpace
+    write_candidates(tmp_path, [json.dumps(dict(arch={'b': 1}, score=0.1))])
+    with pytest.raises(NasError, match="no architecture of the config's search space 'test'"):
+        read_search_candidates(tmp_path, CategoricalSpace({'a': [0, 1]}, name='test'))
+
+
 # -- verdict -------------------------------------------------------------------------
 def report_with(tau, ci, ablations=None):
     entry = dict(value=tau, ci=ci, p_value=0.5, degenerate=0)
@@ -193,6 +200,25 @@ def test_diagnose_sections_of_the_toy_configs_build(config):
                              default_args=dict(config=cfg, space=space, seed=settings.seed))
     # The standalone model trains on the search's training split.
     assert recipe.train_cfg.train_dataloader == cfg.train_dataloader
+
+
+def test_an_interrupted_training_continues_from_its_last_checkpoint(tmp_path):
+    """The candidate's Runner resumes (mmengine's resume) when its folder holds a checkpoint."""
+    from nas_tasks.builder import build_component, load_config
+    from nas_tasks.diagnostics import STANDALONE_RECIPES
+    from nas_tasks.modules import register_all_modules
+    from nas_tasks.registry import SPACES
+    register_all_modules()
+    cfg = load_config(str(REPO / TOY_CONFIG))
+    space = build_component(SPACES, cfg.search_space, 'search_space')
+    recipe = build_component(STANDALONE_RECIPES, cfg.diagnose.standalone, 'diagnose.standalone',
+                             default_args=dict(config=cfg, space=space, seed=1))
+    arch = space.sample(random.Random(0))
+    fresh = recipe._runner_config(arch, 7, tmp_path)
+    assert fresh.resume is False and fresh.work_dir == str(tmp_path)
+    assert fresh.model.backbone.arch['arch'] == arch and 'init_cfg' not in fresh.model.backbone
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_100.pth'))
+    assert recipe._runner_config(arch, 7, tmp_path).resume is True
 
 
 @pytest.mark.parametrize('config, options, message', [

@@ -152,7 +152,9 @@ class Diagnosis:
                          f'candidates{note}, {self.score_name} {candidates[-1].search_score:.4f} to '
                          f'{candidates[0].search_score:.4f}')
         self._build_recipes()
-        standalone = CandidateRecords(self.out / 'standalone', self.settings.standalone)
+        # The seed is part of what a standalone score depends on.
+        standalone = CandidateRecords(self.out / 'standalone',
+                                      dict(recipe=self.settings.standalone, seed=self.settings.seed))
         standalone_records = self._complete(
             standalone, candidates, 'standalone training',
             lambda candidate: self.recipe.train_and_score(candidate.arch, self.out / 'runs' / candidate.id))
@@ -189,10 +191,8 @@ class Diagnosis:
         # holds the same, whether or not the ranks share a file system.
         produced = {record['id']: record for record in dist.evaluate_split(pending, produce)}
         for record in produced.values():
-            outcome = (f'{record["score"]:.4f}' if record['status'] == 'ok'
-                       else f'failed: {record["error"]["type"]}: {record["error"]["message"]}')
-            self.logger.info(f'{what} of {record["id"]} (rank {record["rank"]}, '
-                             f'{record["seconds"]:.0f} s): {outcome}')
+            if record['rank'] != dist.get_rank():  # this rank logged its own as they ended
+                self._log_record(what, record)
         return [produced.get(candidate.id) or store.read(candidate.id) for candidate in candidates]
 
     def _produce(self, store: CandidateRecords, candidate: Candidate, what: str,
@@ -206,8 +206,16 @@ class Diagnosis:
         except Exception as error:  # noqa: BLE001  (one candidate's failure is its result)
             result = Result.failure(error)
             result.error['traceback'] = traceback.format_exc(limit=-8)
-        return store.write(candidate, result, rank=dist.get_rank(), world_size=dist.get_world_size(),
-                           seconds=time.perf_counter() - start)
+        record = store.write(candidate, result, rank=dist.get_rank(), world_size=dist.get_world_size(),
+                             seconds=time.perf_counter() - start)
+        self._log_record(what, record)
+        return record
+
+    def _log_record(self, what: str, record: dict) -> None:
+        outcome = (f'{record["score"]:.4f}' if record['status'] == 'ok'
+                   else f'failed: {record["error"]["type"]}: {record["error"]["message"]}')
+        self.logger.info(f'{what} of {record["id"]} (rank {record["rank"]}, '
+                         f'{record["seconds"]:.0f} s): {outcome}')
 
     # -- report ----------------------------------------------------------------
     def _check_usable(self, candidates: list[Candidate], standalone: list[dict]) -> None:

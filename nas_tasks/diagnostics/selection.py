@@ -41,6 +41,7 @@ def read_search_candidates(work_dir: Path, space: CategoricalSpace) -> list[Cand
                        '(python tools/search.py CONFIG --work-dir WORK_DIR)')
     is_complete = getattr(space, 'is_complete', lambda arch: True)
     latest: dict[str, Candidate] = {}
+    foreign = 0  # successful records that are no architecture of this space
     lines = path.read_text(encoding='utf-8').splitlines()
     for number, line in enumerate(lines, 1):
         try:
@@ -53,11 +54,17 @@ def read_search_candidates(work_dir: Path, space: CategoricalSpace) -> list[Cand
         if record.get('status', 'ok') != 'ok' or score is None or not math.isfinite(score):
             continue
         arch = record['arch']
-        if not space.is_valid(arch) or not is_complete(arch):
+        if not space.is_valid(arch):
+            foreign += 1
+            continue
+        if not is_complete(arch):
             continue
         key = space.canonical(arch)
         latest.pop(key, None)  # re-inserted last: ordered by the latest evaluation
         latest[key] = Candidate(key, arch, float(score))
+    if foreign and not latest:
+        raise NasError(f"{path} holds no architecture of the config's search space "
+                       f"'{space.name}'; give the config the search in {work_dir} ran")
     return list(latest.values())
 
 
