@@ -93,7 +93,7 @@ def measure_one_setting(args) -> dict:
 
     with tempfile.TemporaryDirectory() as work_dir:
         trainer = DifferentiableTrainer(model, TensorDataset(*batch()), TensorDataset(*batch()),
-                                        work_dir=work_dir, batch_size=args.batch)
+                                        work_dir=work_dir, dataloader=dict(batch_size=args.batch))
         weight_batch, arch_batch = batch(), batch()
         if device.type == 'cuda':
             torch.cuda.synchronize()
