@@ -62,24 +62,32 @@ def assert_scores_vary(candidates: list[dict]) -> None:
     assert len(scores) >= 3, f'fewer than 3 distinct non-zero scores: {sorted(scores)}'
 
 
-def kill_search_after(args: list[str], work_dir: Path, num_candidates: int,
-                      env_extra: dict | None = None) -> None:
-    """Start ``python tools/search.py ...`` and SIGKILL it once ``candidates.jsonl``
-    holds ``num_candidates`` lines, mid-search; fail if it finished first."""
+def kill_when(args: list[str], ready, env_extra: dict | None = None, timeout: int = 600) -> None:
+    """Start ``python tools/...`` and SIGKILL it once ``ready()`` is true; fail if it
+    finished (or failed) first."""
     import signal
     import time
     command = [sys.executable, *args[1:]] if args[0] == 'python' else args
     process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, **(env_extra or {})),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    candidates_file = Path(work_dir) / 'candidates.jsonl'
-    deadline = time.time() + 600
-    while time.time() < deadline and process.poll() is None:
-        if candidates_file.exists() and len(candidates_file.read_text().splitlines()) >= num_candidates:
-            break
-        time.sleep(0.2)
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None and not ready():
+        time.sleep(0.1)
     assert process.poll() is None, 'the search finished (or failed) before it could be killed'
     process.send_signal(signal.SIGKILL)
     process.wait()
+
+
+def kill_search_after(args: list[str], work_dir: Path, num_candidates: int,
+                      env_extra: dict | None = None) -> None:
+    """Start ``python tools/search.py ...`` and SIGKILL it once ``candidates.jsonl``
+    holds ``num_candidates`` lines, mid-search; fail if it finished first."""
+    candidates_file = Path(work_dir) / 'candidates.jsonl'
+
+    def ready() -> bool:
+        return (candidates_file.exists()
+                and len(candidates_file.read_text().splitlines()) >= num_candidates)
+    kill_when(args, ready, env_extra)
     assert not (Path(work_dir) / 'best_arch.json').exists()
 
 

@@ -1,16 +1,12 @@
 """End to end: the Auto-DeepLab toy search through tools/search.py, kill + resume, refusals."""
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from conftest import ONE_THREAD, REPO, free_port, run_tool
+from conftest import ONE_THREAD, free_port, kill_when, run_tool
 from test_bad_inputs import assert_one_line_error
 from test_detnas_search_e2e import best_without_timings
 
@@ -73,15 +69,8 @@ def test_killed_search_resumes_to_the_same_result(straight_run, toy_cityscapes, 
     straight_dir, _ = straight_run
     work_dir = tmp_path / 'killed'
     command = search_command(work_dir, toy_cityscapes)
-    process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, **ONE_THREAD),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = work_dir / 'search_state.pth'
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None and not checkpoint.exists():
-        time.sleep(0.1)
-    assert process.poll() is None, 'the search finished before it could be killed'
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when(command, checkpoint.exists, env_extra=ONE_THREAD, timeout=300)
     assert not (work_dir / 'best_arch.json').exists()
     killed_after = torch.load(checkpoint, weights_only=True)['epoch']
     assert killed_after < 3, 'killed after the last epoch: nothing left to resume'

@@ -2,17 +2,14 @@
 segmentation), kill + resume, and fine-tuning of the adapted network with
 mmdet's and mmseg's own tools, starting from the remapped seed."""
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import timm
 import torch
 
-from conftest import ONE_THREAD, REPO, free_port, openmmlab_tool, randomize_batch_norms, run_tool
+from conftest import (ONE_THREAD, free_port, kill_when, openmmlab_tool, randomize_batch_norms,
+                      run_tool)
 from test_bad_inputs import assert_one_line_error
 from test_detnas_search_e2e import best_without_timings
 
@@ -103,15 +100,8 @@ def test_killed_adaptation_resumes_to_the_same_result(segmentation_run, toy_city
                                                       seed_weights, tmp_path):
     work_dir = tmp_path / 'killed'
     command = search_command(SEGMENTATION, work_dir, toy_cityscapes, seed_weights)
-    process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, **ONE_THREAD),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_file = work_dir / 'search_state.pth'
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None and not state_file.exists():
-        time.sleep(0.1)
-    assert process.poll() is None, 'the search finished before it could be killed'
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when(command, state_file.exists, env_extra=ONE_THREAD, timeout=300)
     assert not (work_dir / 'best_arch.json').exists()
     assert checkpoint(work_dir)['epoch'] < 3, 'killed after the last epoch: nothing to resume'
 
