@@ -124,30 +124,39 @@ def _command_for(config: Path) -> str:
 
 
 # -- number of classes -----------------------------------------------------------
-def check_num_classes(cfg) -> None:
+def check_num_classes(cfg, scope: str | None = None) -> None:
     """Fail with one line if a head's ``num_classes`` differs from its dataset's classes.
 
     The classes of each dataloader's dataset are known from its
     ``metainfo.classes``, else (COCO) from the categories of its annotation
-    file, else from the dataset class's METAINFO. A dataset whose classes
-    cannot be known is not checked.
+    file, else from the dataset class's METAINFO, looked up in ``scope``'s
+    registry (default: the config's ``default_scope``). A dataset whose
+    classes cannot be known is not checked. A model without such heads (a
+    search network that takes its classes from the training set) needs its
+    splits to agree: the classes it learns are the ones it is scored on.
     """
     heads = list(_head_num_classes(cfg.get('model') or {}))
-    if not heads:
-        return
+    scope = scope or cfg.get('default_scope')
+    first: DatasetClasses | None = None
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         if not loader or not isinstance(loader.get('dataset'), dict):
             continue
         for dataset_key, dataset in leaf_datasets(loader['dataset'], f'{split}_dataloader.dataset'):
             _check_named_classes(dataset, dataset_key)
-            known = dataset_classes(dataset, dataset_key, cfg.get('default_scope'))
+            known = dataset_classes(dataset, dataset_key, scope)
             if known is None:
                 continue
             for head_key, num_classes in heads:
                 if num_classes != known.count:
                     raise NasError(f'{known.source} has {known.count} classes but {head_key} is '
                                    f'{num_classes}; set {head_key}={known.count}{known.also}')
+            if first is None:
+                first = known
+            elif not heads and known.count != first.count:
+                raise NasError(f'{first.source} has {first.count} classes but {known.source} has '
+                               f'{known.count}; the model learns the classes of one split and is '
+                               'scored on the other: give every split the same classes')
 
 
 def _head_num_classes(model: dict) -> Iterator[tuple[str, int]]:

@@ -19,12 +19,57 @@ SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'cost_models',
 # The keys of a sample-based search config that are not part of the mmengine
 # Runner config it carries (model, dataloaders, schedule): defined here, once.
 SEARCH_KEYS = ('search_space', 'strategy', 'estimator', 'search')
+DIFFERENTIABLE_SEARCH_KEY = 'differentiable_search'
+# Sections that other tools read from a sample-based search config (tools/diagnose.py).
+SAMPLE_BASED_TOOL_KEYS = ('diagnose',)
 DEFAULT_CANDIDATES_PER_ROUND = 50
+# Settings of a differentiable search (its task's and its trainer's) that a
+# sample-based config might hold at the top level, where nothing reads them.
+DIFFERENTIABLE_ONLY_KEYS = ('trainer', 'arch_optimizer', 'arch_start_epoch', 'arch_fraction',
+                            'arch_paths')
+# mmengine Runner settings that a differentiable search's trainer does not read,
+# and the trainer's settings that stand for them.
+RUNNER_TRAINING_KEYS = {
+    'optim_wrapper': 'differentiable_search.trainer.weight_optimizer and arch_optimizer',
+    'param_scheduler': 'differentiable_search.trainer.weight_lr_schedule',
+    'train_cfg': 'differentiable_search.trainer.epochs',
+}
 
 
 def runner_config(cfg: Config) -> Config:
     """The mmengine Runner part of a search config: everything but :data:`SEARCH_KEYS`."""
     return Config({key: value for key, value in cfg.to_dict().items() if key not in SEARCH_KEYS})
+
+
+def check_search_keys(cfg: Config) -> None:
+    """One line for a key that the config's kind of search would leave unused.
+
+    A differentiable search config (``differentiable_search``) holds none of
+    the sample-based keys (:data:`SEARCH_KEYS`, ``diagnose``, a search
+    setting such as ``candidates_per_round`` at the top level) nor an mmengine
+    Runner's ``optim_wrapper``, ``param_scheduler`` or ``train_cfg`` (its
+    trainer has its own settings); a sample-based one holds no differentiable
+    search settings (``trainer``, ``arch_optimizer``, ...) at the top level.
+    """
+    if DIFFERENTIABLE_SEARCH_KEY not in cfg:
+        for key in DIFFERENTIABLE_ONLY_KEYS:
+            if key in cfg:
+                raise NasError(f"'{key}' belongs to a differentiable search ("
+                               f'{DIFFERENTIABLE_SEARCH_KEY}), and this sample-based search does '
+                               f"not read it: remove '{key}'")
+        return
+    sample_based = [*SEARCH_KEYS, *SAMPLE_BASED_TOOL_KEYS,
+                    *(name for name in SEARCH_SETTINGS if name != 'seed')]
+    for key in sample_based:
+        if key in cfg:
+            where = '' if key in SEARCH_KEYS or key in SAMPLE_BASED_TOOL_KEYS else f' (search.{key})'
+            raise NasError(f"'{key}'{where} belongs to a sample-based search, and this "
+                           f'differentiable search ({DIFFERENTIABLE_SEARCH_KEY}) does not read it: '
+                           f"remove '{key}' (a search config is one kind or the other)")
+    for key, instead in RUNNER_TRAINING_KEYS.items():
+        if key in cfg:
+            raise NasError(f"a differentiable search does not read '{key}' (an mmengine Runner "
+                           f"setting): its trainer takes {instead}; remove '{key}' and set those")
 
 
 def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
@@ -89,6 +134,7 @@ def run_search(config_path: str, work_dir: str | None, resume: bool, cfg_options
     from nas_tasks.modules import register_all_modules
 
     cfg = load_config(config_path, cfg_options)
+    check_search_keys(cfg)
     register_all_modules()
     dist.init_distributed(launcher)
     work_dir_path = Path(work_dir or Path('work_dirs') / Path(config_path).stem)
@@ -114,5 +160,8 @@ def run_differentiable_search(cfg: Config, work_dir: Path, resume: bool) -> dict
     check_checkpoint_paths(cfg)
     search = build_component(DIFFERENTIABLE_SEARCHES, cfg.differentiable_search,
                              'differentiable_search', default_args=dict(config=cfg))
+    # Before anything trains: a head that predicts another number of classes
+    # than the data has is one line (the datasets' classes from the task's scope).
+    check_num_classes(cfg, scope=search.default_scope)
     best = search.run(work_dir, resume=resume)
     return dict(best, work_dir=str(work_dir), score_name=search.score_name)

@@ -72,6 +72,9 @@ class DifferentiableSearchTask:
 
     score_name: str = ''
     default_scope: str = ''
+    # Top-level config keys the task does not read, each with what stands for it:
+    # such a key in the config is refused instead of being silently unused.
+    unread_config_keys: dict[str, str] = {}
 
     def __init__(self, config: Config, trainer: dict, eval_interval: int = 0, seed: int = 0,
                  arch_fraction: float = 0.5):
@@ -94,6 +97,11 @@ class DifferentiableSearchTask:
                 raise NasError(f"the config has no '{key}'; {type(self).__name__} needs "
                                f'{self.default_scope} train_dataloader and val_dataloader '
                                f"datasets and a val_evaluator that reports '{self.score_name}'")
+        for key, instead in self.unread_config_keys.items():
+            if key in config:
+                raise NasError(f"{type(self).__name__} does not read '{key}' "
+                               f'({_first_setting(config[key], key)} is set): {instead}; '
+                               f"remove '{key}'")
 
     # -- what a task implements ------------------------------------------------
     def build_search_model(self, train_set) -> nn.Module:
@@ -244,3 +252,11 @@ class DifferentiableSearchTask:
         trainer.logger.info(f'decoded architecture {trainer.result["arch"]}; {self.score_name} '
                             f'of the search network {trainer.result["score"]:.4f}')
         return trainer.result
+
+
+def _first_setting(node: Any, key: str) -> str:
+    """``key.sub.leaf=value`` of the first leaf setting under ``node`` (for error messages)."""
+    while isinstance(node, dict) and node:
+        name, node = next(iter(node.items()))
+        key = f'{key}.{name}'
+    return f'{key}={node!r}'

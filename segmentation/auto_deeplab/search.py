@@ -54,6 +54,8 @@ class AutoDeepLabSearch(DifferentiableSearchTask):
 
     score_name = 'mIoU'
     default_scope = 'mmseg'
+    unread_config_keys = {'model': 'its search network is differentiable_search.network and '
+                                   'predicts the classes of train_dataloader.dataset'}
 
     def __init__(self, config: Config, network: dict, trainer: dict, data_preprocessor: dict,
                  export_filter_multiplier: int = 20, cost_input_size=(1024, 2048),
