@@ -104,6 +104,46 @@ def run_tool(args: list[str], env_extra: dict | None = None, timeout: int = 600,
     return result
 
 
+def assert_one_line_error(result, *expected):
+    """A tool's process printed one ``error:`` line holding ``expected`` and exited with 2."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr, result.stderr[-2000:]
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+    assert len(error_lines) == 1, result.stderr[-2000:]
+    assert_one_line(error_lines[0], *expected)
+
+
+def assert_one_line(message: str, *expected) -> None:
+    assert '\n' not in message.strip(), message
+    for text in expected:
+        assert text in message, message
+
+
+def search_error(work_dir, *options, config=TOY_CONFIG, resume=False) -> str:
+    """The one-line NasError that tools/search.py's run_search raises, in this process."""
+    from nas_tasks.cli import parse_cfg_options
+    from nas_tasks.errors import NasError
+    from nas_tasks.search import run_search
+    with pytest.raises(NasError) as error:
+        run_search(config, str(work_dir), resume, parse_cfg_options(list(options)), 'none')
+    return str(error.value)
+
+
+def train_error(config, work_dir, *options) -> str:
+    """The one-line NasError that tools/train.py raises (building or starting its Runner),
+    in this process."""
+    from nas_tasks.cli import parse_cfg_options
+    from nas_tasks.errors import NasError
+    from nas_tasks.runner import build_runner
+    with pytest.raises(NasError) as error:
+        build_runner(config, str(work_dir), 'none', parse_cfg_options(list(options))).train()
+    return str(error.value)
+
+
+def snapshot(directory):
+    return {p.relative_to(directory): p.read_bytes() for p in directory.rglob('*') if p.is_file()}
+
+
 def openmmlab_tool(package: str, name: str) -> str:
     """The path of an OpenMMLab package's own tool, e.g. ('mmseg', 'train')."""
     import importlib
@@ -157,3 +197,7 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+# The session's shared toy searches (one per search path): tests/search_runs.py.
+pytest_plugins = ['search_runs']

@@ -6,25 +6,17 @@ import sys
 import pytest
 import torch
 
-from conftest import ONE_THREAD, free_port, kill_when, run_tool
-from test_bad_inputs import assert_one_line_error
+from conftest import ONE_THREAD, assert_one_line, kill_when, run_tool, search_error, snapshot
+from search_runs import AUTO_DEEPLAB_CONFIG, auto_deeplab_options
+
 from test_detnas_search_e2e import best_without_timings
 
-CONFIG = 'configs/auto_deeplab/auto_deeplab_toy.py'
-
-
-def shrunk_options(data_root) -> list[str]:
-    """A 3-layer, F = 2 trellis; 3 epochs of 2 iterations, architecture steps from epoch 1."""
-    search = 'differentiable_search'
-    return [f'data_root={data_root}/',
-            f'{search}.network.num_layers=3', f'{search}.network.filter_multiplier=2',
-            f'{search}.trainer.epochs=3', f'{search}.trainer.arch_start_epoch=1',
-            f'{search}.trainer.max_iters_per_epoch=2', f'{search}.eval_interval=0']
+CONFIG = AUTO_DEEPLAB_CONFIG
 
 
 def search_command(work_dir, data_root, *extra) -> list[str]:
     return [sys.executable, 'tools/search.py', CONFIG, '--work-dir', str(work_dir),
-            '--cfg-options', *shrunk_options(data_root), *extra]
+            '--cfg-options', *auto_deeplab_options(data_root), *extra]
 
 
 def final_model_state(work_dir) -> dict:
@@ -32,11 +24,9 @@ def final_model_state(work_dir) -> dict:
                       weights_only=True)['model']
 
 
-@pytest.fixture(scope='module')
-def straight_run(toy_cityscapes, tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp('auto_deeplab') / 'straight'
-    result = run_tool(search_command(work_dir, toy_cityscapes), env_extra=ONE_THREAD, check=True)
-    return work_dir, result
+@pytest.fixture
+def straight_run(auto_deeplab_search):
+    return auto_deeplab_search.work_dir, auto_deeplab_search.result
 
 
 def test_toy_search_writes_the_decoded_arch_and_its_pictures(straight_run):
@@ -59,12 +49,14 @@ def test_toy_search_writes_the_decoded_arch_and_its_pictures(straight_run):
     metrics = document['metrics']
     assert 0.0 <= metrics['mIoU'] <= 100.0
     assert metrics['flops'] > 0 and metrics['params'] > 0
+    assert metrics['flops_convention'] == 'flops_mmengine'
     for name in ('path.png', 'cell.png', 'plots/arch_alpha.png', 'plots/arch_beta.png',
                  'search.log'):
         assert (work_dir / name).stat().st_size > 0, name
     assert 'best architecture:' in result.stdout and 'mIoU=' in result.stdout
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_to_the_same_result(straight_run, toy_cityscapes, tmp_path):
     straight_dir, _ = straight_run
     work_dir = tmp_path / 'killed'
@@ -84,10 +76,10 @@ def test_killed_search_resumes_to_the_same_result(straight_run, toy_cityscapes, 
 
 def test_finished_work_dir_is_not_overwritten(straight_run, toy_cityscapes):
     work_dir, _ = straight_run
-    before = (work_dir / 'best_arch.json').read_bytes()
-    result = run_tool(search_command(work_dir, toy_cityscapes))
-    assert_one_line_error(result, 'already holds a search', '--resume')
-    assert (work_dir / 'best_arch.json').read_bytes() == before
+    before = snapshot(work_dir)
+    message = search_error(work_dir, *auto_deeplab_options(toy_cityscapes), config=CONFIG)
+    assert_one_line(message, 'already holds a search', '--resume')
+    assert snapshot(work_dir) == before
 
 
 def test_resume_of_a_finished_search_exports_its_result_again(straight_run, toy_cityscapes,
@@ -118,8 +110,9 @@ def test_resume_of_results_without_a_checkpoint_is_refused(straight_run, toy_cit
     work_dir = tmp_path / 'results_only'
     work_dir.mkdir()
     shutil.copy(straight_dir / 'best_arch.json', work_dir)
-    result = run_tool([*search_command(work_dir, toy_cityscapes), '--resume'])
-    assert_one_line_error(result, 'holds best_arch.json but no search_state.pth')
+    message = search_error(work_dir, *auto_deeplab_options(toy_cityscapes), config=CONFIG,
+                           resume=True)
+    assert_one_line(message, 'holds best_arch.json but no search_state.pth')
     assert sorted(p.name for p in work_dir.iterdir()) == ['best_arch.json']
 
 
@@ -131,24 +124,7 @@ def test_resume_of_results_without_a_checkpoint_is_refused(straight_run, toy_cit
                                                        'AutoDeepLabSearch']),
 ])
 def test_unknown_search_setting(toy_cityscapes, tmp_path, option, expected):
-    result = run_tool(search_command(tmp_path / 'w', toy_cityscapes, option))
-    assert_one_line_error(result, *expected)
+    message = search_error(tmp_path / 'w', *auto_deeplab_options(toy_cityscapes), option,
+                           config=CONFIG)
+    assert_one_line(message, *expected)
     assert not (tmp_path / 'w').exists()
-
-
-def test_search_under_torchrun_trains_as_ddp(toy_cityscapes, tmp_path):
-    """2 CPU processes (gloo): each rank trains on its share of every half, rank 0 writes.
-
-    With checkpointed cells, whose parameter gradients come out of a
-    recomputing autograd function, which DDP must see like plain ones."""
-    work_dir = tmp_path / 'two_processes'
-    command = search_command(work_dir, toy_cityscapes, 'differentiable_search.network.with_cp=True')
-    run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-              '--master_port', free_port(), *command[1:], '--launcher', 'pytorch'],
-             env_extra=ONE_THREAD, check=True)
-    document = json.loads((work_dir / 'best_arch.json').read_text())
-    assert 0.0 <= document['metrics']['mIoU'] <= 100.0
-    state = torch.load(work_dir / 'search_state.pth', map_location='cpu', weights_only=True)
-    assert len(state['rng']) == 2, 'the checkpoint should hold both ranks\' generator states'
-    # 4 images per half, batch 2 per rank: one iteration per epoch on each of 2 ranks.
-    assert [record['step'] for record in state['history']] == [1, 2, 3]

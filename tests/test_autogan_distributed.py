@@ -24,7 +24,6 @@ from gan.autogan.estimator import PathSampler
 from gan.autogan.shared_training import SharedGANSettings, SharedGANTrainer
 from nas_tasks import dist
 from nas_tasks.errors import NasError
-from test_autogan_search_e2e import SEARCH_CONFIG, shrunk_options
 
 WORLD = 2
 SPACE = AutoGANSpace()
@@ -174,10 +173,12 @@ def compare_with_one_process(two_ranks, mode: str, atol: float) -> None:
             assert ranked == pytest.approx(single, abs=atol)
 
 
+@pytest.mark.slow
 def test_two_ranks_step_like_one_process_on_the_full_batch(two_ranks):
     compare_with_one_process(two_ranks, 'frozen_bn', FROZEN_BN_ATOL)
 
 
+@pytest.mark.slow
 def test_with_batch_norm_training_two_ranks_stay_equal_and_close_to_one_process(two_ranks):
     compare_with_one_process(two_ranks, 'batch_bn', BATCH_BN_ATOL)
 
@@ -196,6 +197,7 @@ def test_rank_range_splits_contiguously_in_rank_order():
 
 # --- rewards spread over the ranks -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_rewards_from_two_ranks_equal_those_of_one_process(two_ranks, toy_cifar10):
     _, records = two_ranks
     assert all(record['collective'] for record in records)
@@ -210,6 +212,7 @@ def test_rewards_from_two_ranks_equal_those_of_one_process(two_ranks, toy_cifar1
             assert record['scores'][str(num_images)] == single
 
 
+@pytest.mark.slow
 def test_a_failure_on_one_rank_fails_the_reward_on_every_rank(two_ranks):
     _, records = two_ranks
     assert records[1]['failure'] == f'RuntimeError: {FAILURE}'
@@ -226,14 +229,13 @@ def test_a_failure_on_one_rank_fails_the_reward_on_every_rank(two_ranks):
 REWARD_RTOL = 1e-2
 
 
-def test_two_processes_search_like_one(toy_cifar10, tmp_path):
-    options = ['--cfg-options', *shrunk_options(toy_cifar10)]
-    one_dir, two_dir = tmp_path / 'one', tmp_path / 'two'
-    run_tool(['python', 'tools/search.py', SEARCH_CONFIG, '--work-dir', str(one_dir), *options],
-             env_extra=ONE_THREAD, check=True)
+@pytest.mark.slow
+def test_two_processes_search_like_one(autogan_search, tmp_path):
+    """The session's one-process toy search against the same search under torchrun."""
+    one_dir, two_dir = autogan_search.work_dir, tmp_path / 'two'
     run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(WORLD),
-              '--master_port', free_port(), 'tools/search.py', SEARCH_CONFIG, '--launcher', 'pytorch',
-              '--work-dir', str(two_dir), *options], env_extra=ONE_THREAD, check=True)
+              '--master_port', free_port(), *autogan_search.command(two_dir)[1:],
+              '--launcher', 'pytorch'], env_extra=ONE_THREAD, check=True)
     one, two = read_candidates(one_dir), read_candidates(two_dir)
     assert_scores_vary(one)
     assert [c['arch'] for c in two] == [c['arch'] for c in one]

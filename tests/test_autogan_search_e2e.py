@@ -6,37 +6,19 @@ import json
 
 import pytest
 
-from conftest import ONE_THREAD, assert_scores_vary, is_png, kill_search_after, read_candidates, run_tool
+from conftest import (ONE_THREAD, assert_one_line, assert_scores_vary, is_png, kill_search_after,
+                      read_candidates, run_tool, search_error)
+from search_runs import (AUTOGAN_CONFIG, AUTOGAN_NUM_CANDIDATES, AUTOGAN_STAGE_STEPS, AUTOGAN_TOP_K,
+                         autogan_options)
 
-SEARCH_CONFIG = 'configs/autogan/autogan_cifar10_toy.py'
+SEARCH_CONFIG = AUTOGAN_CONFIG
 PAPER_CONFIG = 'configs/autogan/autogan_cifar10.py'
-STEPS = 2  # controller steps per search iteration
-STAGE_STEPS = [2 * STEPS, 2 * STEPS, 2 * STEPS]
-NUM_CANDIDATES, TOP_K = 3, 2
+STAGE_STEPS, NUM_CANDIDATES, TOP_K = AUTOGAN_STAGE_STEPS, AUTOGAN_NUM_CANDIDATES, AUTOGAN_TOP_K
 
 
-def shrunk_options(data_root) -> list[str]:
-    """Two search iterations of 2 controller steps per stage, 12 D steps each, a
-    200-image reward; a 5-step window with a threshold every window passes,
-    so the dynamic reset fires (once the G window is full) in every stage."""
-    return [f'estimator.real_data.root={data_root}',
-            f'estimator.reward.extractor.weights_path={data_root}/toy_classifier.pth',
-            f'strategy.stage_steps=[{",".join(map(str, STAGE_STEPS))}]',
-            f'strategy.num_candidates={NUM_CANDIDATES}', f'strategy.top_k={TOP_K}',
-            f'strategy.controller.baseline_reset_steps={STEPS}',
-            f'estimator.rounds_per_iteration={STEPS}', 'estimator.shared_d_steps=12',
-            'estimator.gan.reset_window=2', 'estimator.gan.reset_threshold=100.0',
-            'estimator.reward.num_images=200', 'estimator.reward.batch_size=100']
-
-
-
-
-@pytest.fixture(scope='module')
-def search_dir(toy_cifar10, tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp('autogan_search')
-    run_tool(['python', 'tools/search.py', SEARCH_CONFIG, '--work-dir', str(work_dir),
-              '--cfg-options', *shrunk_options(toy_cifar10)], env_extra=ONE_THREAD, check=True)
-    return work_dir
+@pytest.fixture
+def search_dir(autogan_search):
+    return autogan_search.work_dir
 
 
 def test_search_runs_every_stage_and_writes_the_found_generator(search_dir):
@@ -67,10 +49,11 @@ def test_dynamic_resets_are_logged(search_dir):
     assert log.count('dynamic reset of the shared G, D and optimisers') >= 2
 
 
+@pytest.mark.slow
 def test_kill_and_resume_end_like_an_uninterrupted_search(search_dir, toy_cifar10, tmp_path):
     work_dir = tmp_path / 'killed'
     command = ['python', 'tools/search.py', SEARCH_CONFIG, '--work-dir', str(work_dir),
-               '--cfg-options', *shrunk_options(toy_cifar10)]
+               '--cfg-options', *autogan_options(toy_cifar10)]
     # Killed in stage 1, after a reset and with shared weights, windows and controller to restore.
     kill_search_after(command, work_dir, STAGE_STEPS[0] + NUM_CANDIDATES + 1, ONE_THREAD)
     run_tool([*command, '--resume'], env_extra=ONE_THREAD, check=True)
@@ -83,10 +66,6 @@ def test_kill_and_resume_end_like_an_uninterrupted_search(search_dir, toy_cifar1
 
 
 def test_the_paper_config_without_inception_weights_stops_with_one_line(tmp_path):
-    result = run_tool(['python', 'tools/search.py', PAPER_CONFIG, '--work-dir', str(tmp_path / 'w'),
-                       '--cfg-options', f'estimator.real_data.root={tmp_path}'])
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and 'Traceback' not in result.stderr
-    assert 'weights-inception-2015-12-05-6726825d.pth' in lines[0] and 'torch-fidelity' in lines[0]
+    message = search_error(tmp_path / 'w', f'estimator.real_data.root={tmp_path}', config=PAPER_CONFIG)
+    assert_one_line(message, 'weights-inception-2015-12-05-6726825d.pth', 'torch-fidelity')
     assert not (tmp_path / 'w').exists()

@@ -1,4 +1,6 @@
-"""End to end: DetNAS toy search through tools/search.py, kill + resume, 2 processes."""
+"""End to end: DetNAS toy search through tools/search.py (the session's shared run),
+the re-export on --resume, the refusal to overwrite, the weight hand-off, kill +
+resume and 2 processes."""
 import json
 import shutil
 import sys
@@ -6,9 +8,10 @@ import sys
 import pytest
 import torch
 
-from conftest import (ONE_THREAD, TOY_CONFIG, assert_scores_vary, free_port, kill_search_after,
-                      read_candidates, run_tool, shrunk_search_options)
-
+from conftest import (ONE_THREAD, TOY_CONFIG, assert_scores_vary, free_port, kill_search_after, snapshot,
+                      read_candidates, run_tool)
+from nas_tasks.cli import parse_cfg_options
+from search_runs import detnas_options as search_options
 
 
 
@@ -19,28 +22,14 @@ def best_without_timings(work_dir):
     return document
 
 
-# Enough supernet training that candidates get clearly different mAPs (measured
-# on the test's toy set: 0.009-0.032 over 8 candidates, all distinct), and every
-# box counts, so that no candidate's mAP is an empty-result 0.
-SUPERNET_ITERS = 250
-
-
-def search_options(data_root, supernet_iters=SUPERNET_ITERS) -> list[str]:
-    return shrunk_search_options(data_root, supernet_iters) + ['model.test_cfg.score_thr=0.0']
-
-
 def copy_supernet(source, work_dir):
     (work_dir / 'supernet').mkdir(parents=True)
     shutil.copy(source / 'supernet' / 'supernet_final.pth', work_dir / 'supernet' / 'supernet_final.pth')
 
 
-@pytest.fixture(scope='module')
-def straight_run(toy_coco, tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp('detnas') / 'straight'
-    result = run_tool(['python', 'tools/search.py', TOY_CONFIG, '--work-dir', str(work_dir),
-                       '--cfg-options', *search_options(toy_coco)],
-                      env_extra=ONE_THREAD, check=True)
-    return work_dir, result
+@pytest.fixture
+def straight_run(detnas_search):
+    return detnas_search.work_dir, detnas_search.result
 
 
 def test_search_writes_best_arch_with_map_and_flops(straight_run):
@@ -50,6 +39,7 @@ def test_search_writes_best_arch_with_map_and_flops(straight_run):
     metrics = document['metrics']
     assert 0.0 <= metrics['bbox_mAP'] <= 1.0
     assert metrics['flops'] <= 300e6, 'the FLOPs constraint of the config was not respected'
+    assert metrics['flops_convention'] == 'macs_conv_matmul'  # the official DetNAS FLOPs
     assert 'best architecture:' in result.stdout and 'flops=' in result.stdout
     candidates = read_candidates(work_dir)
     assert len(candidates) == 8
@@ -62,17 +52,31 @@ def test_search_writes_best_arch_with_map_and_flops(straight_run):
     assert timings['seconds_inference'] > 0 and timings['seconds_coco_eval'] > 0
 
 
-def test_rerun_of_a_finished_search_reexports_the_same_best(straight_run, toy_coco):
+def test_rerun_of_a_finished_search_reexports_the_same_best(detnas_search, tmp_path):
     """What `bash demo.sh` does the second time: --resume on a finished search."""
-    work_dir, first = straight_run
+    first = detnas_search.result
+    work_dir = detnas_search.copy_to(tmp_path / 'finished')
     before = best_without_timings(work_dir)
-    again = run_tool(['python', 'tools/search.py', TOY_CONFIG, '--work-dir', str(work_dir),
-                      '--resume', '--cfg-options', *search_options(toy_coco)],
-                     env_extra=ONE_THREAD, check=True)
+    again = run_tool([*detnas_search.command(work_dir), '--resume'], env_extra=ONE_THREAD,
+                     check=True)
     assert 'best architecture:' in again.stdout
     assert again.stdout.splitlines()[-2:] == first.stdout.splitlines()[-2:]
     assert best_without_timings(work_dir) == before
     assert len(read_candidates(work_dir)) == 8
+
+
+def test_finished_search_is_not_overwritten(detnas_search):
+    """Without --resume, a work directory that holds a search is refused before anything
+    is written (the one-line conversion of the error: tests/test_bad_inputs.py)."""
+    from nas_tasks.errors import NasError
+    from nas_tasks.search import run_search
+    work_dir = detnas_search.work_dir
+    before = snapshot(work_dir)
+    with pytest.raises(NasError, match='--resume') as error:
+        run_search(TOY_CONFIG, str(work_dir), False, parse_cfg_options(detnas_search.options),
+                   'none')
+    assert str(work_dir) in str(error.value)
+    assert snapshot(work_dir) == before
 
 
 def test_found_backbone_starts_fine_tuning_from_the_exported_weights(straight_run, toy_coco,
@@ -98,6 +102,7 @@ def test_found_backbone_starts_fine_tuning_from_the_exported_weights(straight_ru
     assert any(k.endswith('running_var') for k in changed) and any(k.endswith('weight') for k in changed)
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_to_the_same_result(straight_run, toy_coco, tmp_path):
     """Killed (SIGKILL) while it scores candidates, then resumed. It reuses the
     straight run's supernet, so both runs rank candidates with the same weights."""
@@ -115,6 +120,7 @@ def test_killed_search_resumes_to_the_same_result(straight_run, toy_coco, tmp_pa
         [(c['arch'], c['score']) for c in read_candidates(straight_dir)]
 
 
+@pytest.mark.slow
 def test_two_processes_score_candidates_like_one(straight_run, toy_coco, tmp_path):
     """torchrun with 2 CPU processes (gloo): DDP supernet training, candidates split across ranks.
 

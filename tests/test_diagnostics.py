@@ -2,21 +2,17 @@
 end to end on a tiny DetNAS toy search (killed, then resumed over 2 torchrun ranks)."""
 import json
 import math
-import os
 import random
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import (ONE_THREAD, REPO, TOY_CONFIG, free_port, is_png, read_candidates, run_tool,
-                      shrunk_search_options)
+from conftest import (ONE_THREAD, REPO, TOY_CONFIG, free_port, is_png, kill_when, read_candidates,
+                      run_tool)
 from nas_tasks.diagnostics.diagnosis import DiagnoseSettings, run_diagnosis
 from nas_tasks.diagnostics.selection import Candidate, read_search_candidates, select_spread
 from nas_tasks.diagnostics.statistics import (bootstrap_indices, rank_agreement, tau_difference,
@@ -246,14 +242,10 @@ def test_a_search_with_too_few_candidates_is_refused(tmp_path):
 NUM_DIAGNOSED = 4
 
 
-@pytest.fixture(scope='module')
-def tiny_search(toy_coco, tmp_path_factory):
-    """A tiny DetNAS toy search: 20 supernet iterations, 2 generations of 4 candidates."""
-    work_dir = tmp_path_factory.mktemp('diagnose') / 'search'
-    options = [*shrunk_search_options(toy_coco, supernet_iters=20), 'model.test_cfg.score_thr=0.0']
-    run_tool(['python', 'tools/search.py', TOY_CONFIG, '--work-dir', str(work_dir),
-              '--cfg-options', *options], env_extra=ONE_THREAD, check=True)
-    return work_dir, options
+@pytest.fixture
+def tiny_search(detnas_search, tmp_path):
+    """A copy of the session's DetNAS toy search (the diagnosis writes into it)."""
+    return detnas_search.copy_to(tmp_path / 'search'), detnas_search.options
 
 
 def diagnose_command(work_dir, search_options):
@@ -264,18 +256,12 @@ def diagnose_command(work_dir, search_options):
 
 
 def kill_after_first_record(command, records_dir: Path) -> None:
-    process = subprocess.Popen([sys.executable, *command], cwd=REPO, env=dict(os.environ, **ONE_THREAD),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if records_dir.is_dir() and any(records_dir.glob('*.json')):
-            break
-        time.sleep(0.1)
-    assert process.poll() is None, 'the diagnosis ended before it could be killed'
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when(['python', *command],
+              lambda: records_dir.is_dir() and any(records_dir.glob('*.json')),
+              env_extra=ONE_THREAD, timeout=300)
 
 
+@pytest.mark.slow
 def test_diagnosis_killed_then_resumed_on_two_ranks(tiny_search):
     """The acceptance run, shrunk: tools/diagnose.py on a DetNAS toy search prints τ and ρ
     with confidence intervals and writes the scatter plot. It is killed after its first

@@ -474,6 +474,7 @@ def ddp_settings(settings, batch_size):
     return dict(epochs=2, grad_clip=1.0, batch_size=batch_size, **settings)
 
 
+@pytest.mark.slow
 def test_two_ranks_train_like_one_process_with_twice_the_batch(tmp_path):
     """Under DDP each rank reads batch_size samples and gradients are averaged, so 2
     ranks at batch 2 take the steps of 1 process at batch 4 (the shards of one

@@ -214,6 +214,7 @@ def test_corrupted_weights_are_refused(detnas_export, tmp_path):
 
 
 # -- NAS-FPN: no weights from the search -----------------------------------------------
+@pytest.mark.slow  # the dynamo exporter
 def test_nas_fpn_export_with_the_fine_tuning_init(tmp_path):
     from detection.nas_fpn.space import NASFPNSpace
     space = NASFPNSpace()

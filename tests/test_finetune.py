@@ -1,6 +1,6 @@
-"""A found DetNAS backbone in an mmdet RetinaNet config trains and tests with mmdet's own tools."""
+"""A found DetNAS backbone in an mmdet RetinaNet config trains with mmdet's own train tool
+and tests with tools/test.py."""
 import json
-import random
 import re
 from pathlib import Path
 
@@ -12,19 +12,11 @@ from conftest import openmmlab_tool, run_tool
 FINETUNE_CONFIG = 'configs/detnas/retinanet_detnas_finetune_toy.py'
 
 
-@pytest.fixture(scope='module')
-def found_backbone(tmp_path_factory):
-    """best_arch.json and best_subnet.pth as a search exports them."""
-    from backbones.detnas import DetNASSuperNet, extract_subnet_state_dict
-    from detection.detnas.space import DetNASSpace
-    directory = tmp_path_factory.mktemp('search')
-    space = DetNASSpace('small')
-    arch = space.sample(random.Random(3))
-    space.save_arch(directory / 'best_arch.json', arch, {'bbox_mAP': 0.5})
-    supernet = DetNASSuperNet('small')
-    torch.save(dict(state_dict=extract_subnet_state_dict(supernet, arch)),
-               directory / 'best_subnet.pth')
-    return directory, arch
+@pytest.fixture
+def found_backbone(detnas_search):
+    """best_arch.json and best_subnet.pth as the session's DetNAS toy search exported them."""
+    directory = detnas_search.work_dir
+    return directory, json.loads((directory / 'best_arch.json').read_text())['arch']
 
 
 def data_options(data_root: Path) -> list[str]:
@@ -33,7 +25,7 @@ def data_options(data_root: Path) -> list[str]:
         f'{split}_evaluator.ann_file={root}annotations/instances_val.json' for split in ('val', 'test')]
 
 
-def test_found_backbone_trains_and_tests_with_mmdet_tools(found_backbone, toy_coco, tmp_path):
+def test_found_backbone_trains_with_mmdet_tools_and_tests(found_backbone, toy_coco, tmp_path):
     search_dir, arch = found_backbone
     work_dir = tmp_path / 'finetune'
     options = data_options(toy_coco) + [
@@ -51,10 +43,8 @@ def test_found_backbone_trains_and_tests_with_mmdet_tools(found_backbone, toy_co
     chosen = [k for k in state if k.startswith('backbone.layers.0.')]
     assert chosen and not any('.choices.' in k for k in state), 'not the standalone backbone'
 
-    tested = run_tool(['python', openmmlab_tool('mmdet', 'test'), FINETUNE_CONFIG, str(checkpoint),
-                       '--work-dir', str(work_dir), '--cfg-options', *options], check=True)
-    assert re.search(r'coco/bbox_mAP: \d', tested.stdout + tested.stderr)
-
+    # mmdet's own test tool reads an exported config in test_export.py; this project's
+    # (what the README shows) tests the fine-tuned checkpoint here.
     ours = run_tool(['python', 'tools/test.py', FINETUNE_CONFIG, str(checkpoint),
                      '--work-dir', str(work_dir), '--cfg-options', *options], check=True)
     match = re.search(r'^coco/bbox_mAP: ([0-9.]+)$', ours.stdout, re.MULTILINE)

@@ -2,7 +2,8 @@
 import json
 import shutil
 
-from conftest import run_tool
+from conftest import run_tool, search_error
+from detection.coco_split import write_split
 
 EXAMPLE = 'configs/examples/detnas_own_coco_data.py'
 
@@ -13,8 +14,7 @@ def own_data(toy_coco, root):
     (root / 'annotations').mkdir(parents=True)
     shutil.copytree(toy_coco / 'train', root / 'images')
     shutil.copy(toy_coco / 'annotations' / 'instances_train.json', root / 'annotations' / 'train.json')
-    run_tool(['python', 'tools/split_coco.py', str(root / 'annotations' / 'train.json'),
-              '--held-out', '6', '--seed', '0'], check=True)
+    write_split(root / 'annotations' / 'train.json', 6, seed=0)  # what tools/split_coco.py runs
     return root
 
 
@@ -41,11 +41,8 @@ def test_class_names_the_annotation_file_lacks_get_one_line(toy_coco, tmp_path):
     """Left as they are, the example's classes are not the data's: mmdet would
     silently keep no image. The search refuses before anything is built."""
     root = own_data(toy_coco, tmp_path / 'mine')
-    result = run_tool(['python', 'tools/search.py', EXAMPLE, '--work-dir', str(tmp_path / 'search'),
-                       '--cfg-options', f'data_root={root}/'])
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert lines == [f"error: train_dataloader.dataset.metainfo.classes names 'cat', but "
-                     f"{root}/annotations/train_search_train.json has no such category; its "
-                     'categories are: square, disc'], result.stderr[-2000:]
+    message = search_error(tmp_path / 'search', f'data_root={root}/', config=EXAMPLE)
+    assert message == (f"train_dataloader.dataset.metainfo.classes names 'cat', but "
+                       f"{root}/annotations/train_search_train.json has no such category; its "
+                       'categories are: square, disc')
     assert not (tmp_path / 'search').exists()

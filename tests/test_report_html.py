@@ -21,8 +21,13 @@ CHROMIUM = '/usr/bin/chromium'
 CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                   '--disable-background-networking', '--disable-component-update',
                   '--disable-sync']
-needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                    reason='no /usr/bin/chromium (setup.sh installs it)')
+
+
+def needs_chromium(test):
+    """A headless-browser test: in the slow tier, and skipped without Chromium."""
+    available = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                   reason='no /usr/bin/chromium (setup.sh installs it)')
+    return pytest.mark.slow(available(test))
 
 # A page beside the report that loads it in a frame, clicks column headings
 # as a person would, and writes what the report's table then shows into its own DOM.

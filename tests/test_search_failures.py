@@ -199,6 +199,7 @@ def flaky_search_config(path):
     return path
 
 
+@pytest.mark.slow
 def test_under_torchrun_a_failure_on_one_rank_is_gathered_like_a_result(tmp_path):
     """Rank 1 evaluates the candidate that raises (index 1 of the first round),
     rank 0 the one that scores NaN: neither rank hangs, and the records equal

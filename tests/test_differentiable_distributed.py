@@ -1,0 +1,96 @@
+"""The differentiable searches (Auto-DeepLab, FNA) under torchrun train like one process
+at twice the batch: the trained weights and architecture parameters are compared.
+
+2 CPU processes (gloo), batch B per rank, against 1 process at batch 2B: each step
+sees the same images (the shards of one shuffled order) and DDP averages the
+gradients. The pipelines are made deterministic (no random crop, flip or colour
+change), so the one difference left is BatchNorm: each rank normalises its own
+B images, one process all 2B. The comparison therefore has a tolerance, and the
+test first shows that the values moved far more in training than that tolerance.
+"""
+import sys
+
+import pytest
+import torch
+
+from conftest import ONE_THREAD, REPO, free_port, run_tool
+from search_runs import (AUTO_DEEPLAB_CONFIG, DIFFERENTIABLE, FNA_DETECTION, auto_deeplab_options,
+                         fna_options)
+
+pytestmark = pytest.mark.slow
+
+WORLD = 2
+
+
+def auto_deeplab_config(tmp_path) -> str:
+    """The toy Auto-DeepLab search reading whole images with no random transform."""
+    config = tmp_path / 'auto_deeplab_deterministic.py'
+    config.write_text(
+        f"_base_ = ['{REPO / AUTO_DEEPLAB_CONFIG}']\n"
+        "train_dataloader = dict(dataset=dict(pipeline=[\n"
+        "    dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),\n"
+        "    dict(type='PackSegInputs')]))\n"
+        f"{DIFFERENTIABLE} = dict(data_preprocessor=dict(size=(64, 128)))\n")
+    return str(config)
+
+
+def search(config, options, work_dir, batch_size, world):
+    options = [*options, f'{DIFFERENTIABLE}.trainer.dataloader.batch_size={batch_size}']
+    args = ['tools/search.py', config, '--work-dir', str(work_dir), '--cfg-options', *options]
+    if world == 1:
+        run_tool(['python', *args], env_extra=ONE_THREAD, check=True)
+    else:
+        run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(world),
+                  '--master_port', free_port(), *args, '--launcher', 'pytorch'],
+                 env_extra=ONE_THREAD, check=True)
+    return torch.load(work_dir / 'search_state.pth', map_location='cpu', weights_only=True)
+
+
+def assert_trained_alike(one: dict, ranks: dict, initial: dict, arch_key: str) -> None:
+    """Every trained tensor of the 2-rank run is close to the 1-process one, measured
+    against how far training moved it; the architecture parameters moved."""
+    assert len(ranks['rng']) == WORLD, "the checkpoint should hold both ranks' generator states"
+    assert [r['step'] for r in ranks['history']] == [r['step'] for r in one['history']]
+    one_model, ranks_model = one['model'], ranks['model']
+    assert one_model.keys() == ranks_model.keys()
+    moved = {key: (one_model[key].double() - initial[key].double()).abs().max().item()
+             for key in initial if one_model[key].is_floating_point()}
+    assert moved[arch_key] > 1e-3, 'the architecture parameters never trained'
+    trained = [key for key, distance in moved.items() if distance > 0]
+    assert len(trained) > len(moved) / 2
+    for key in trained:
+        gap = (one_model[key].double() - ranks_model[key].double()).abs().max().item()
+        assert gap <= 0.25 * moved[key], (key, gap, moved[key])
+
+
+def initial_state(config, options) -> dict:
+    """The search network as the search builds it before its first step (same seed)."""
+    from mmengine.registry import DefaultScope
+    from nas_tasks.builder import build_component, load_config
+    from nas_tasks.cli import parse_cfg_options
+    from nas_tasks.modules import register_all_modules
+    from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
+    from nas_tasks.seeding import seed_everything, seed_for
+    register_all_modules()
+    cfg = load_config(config, parse_cfg_options(options))
+    task = build_component(DIFFERENTIABLE_SEARCHES, cfg.differentiable_search,
+                           'differentiable_search', default_args=dict(config=cfg))
+    with DefaultScope.overwrite_default_scope(task.default_scope):
+        train_set = task.build_dataset('train')
+        seed_everything(seed_for(task.seed, 'search network'))
+        return task.build_search_model(train_set).state_dict()
+
+
+def test_auto_deeplab_and_fna_under_torchrun_train_like_one_process_at_twice_the_batch(
+        toy_cityscapes, toy_coco, fna_seed_weights, tmp_path):
+    cases = [
+        (auto_deeplab_config(tmp_path), auto_deeplab_options(toy_cityscapes),
+         'net.arch_params.logits.alpha'),
+        (FNA_DETECTION, [*fna_options(FNA_DETECTION, toy_coco, fna_seed_weights),
+                         'train_dataloader.dataset.pipeline.3.prob=0.0'],  # RandomFlip
+         'task_model.backbone.arch_params.logits.first'),
+    ]
+    for index, (config, options, arch_key) in enumerate(cases):
+        ranks = search(config, options, tmp_path / f'ranks{index}', batch_size=2, world=WORLD)
+        one = search(config, options, tmp_path / f'one{index}', batch_size=2 * WORLD, world=1)
+        assert_trained_alike(one, ranks, initial_state(config, options), arch_key)
