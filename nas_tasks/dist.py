@@ -1,7 +1,10 @@
-"""torch.distributed in one place: backend choice, rank helpers, gathering.
+"""torch.distributed in one place: backend choice, rank helpers, reductions, gathering.
 
-One code path serves 1 process and N: every helper degrades to the trivial
-single-process behaviour when no process group is initialised.
+Every rank helper of the suite is here, built on :mod:`mmengine.dist` (whose
+collectives move tensors to the backend's device and back: the GPU for nccl,
+where they are for gloo). One code path serves 1 process and N: every helper
+degrades to the trivial single-process answer when no process group is
+initialised, or inside :func:`process_local`.
 """
 from __future__ import annotations
 
@@ -12,8 +15,16 @@ from typing import Any, Sequence
 
 import torch
 import torch.distributed as torch_dist
+from mmengine import dist as mm_dist
+from mmengine.dist import barrier, get_rank, get_world_size, is_distributed, is_main_process
 
 from nas_tasks.errors import NasError
+
+__all__ = ['use_cuda', 'device', 'init_distributed', 'ddp_wrapper_cfg', 'is_distributed',
+           'get_rank', 'get_world_size', 'is_main_process', 'barrier', 'broadcast_object',
+           'gather_objects', 'evaluate_split', 'rank_range', 'local_slice', 'all_reduce_mean_',
+           'mean_over_ranks', 'on_every_rank', 'all_gather_cat', 'raise_if_any_rank_failed',
+           'process_local']
 
 
 def use_cuda() -> bool:
@@ -28,10 +39,11 @@ def device() -> torch.device:
 def init_distributed(launcher: str) -> None:
     """Initialise the process group for ``--launcher pytorch`` (torchrun).
 
-    nccl on GPU, gloo on CPU. The group is created here, before any mmengine
-    Runner, because the Runner's own initialisation calls
-    ``torch.cuda.set_device`` and so fails on CPU; an existing group makes it
-    skip that step.
+    nccl on GPU, gloo on CPU. Not mmengine's ``init_dist``: that calls
+    ``torch.cuda.set_device`` whatever the backend (so fails on CPU) and sets
+    the multiprocessing start method. The group is created here, before any
+    mmengine Runner, whose own initialisation would do the same; an existing
+    group makes it skip that step.
     """
     if launcher == 'none':
         return
@@ -65,34 +77,18 @@ def ddp_wrapper_cfg(find_unused_parameters: bool) -> dict:
     return cfg
 
 
-def is_distributed() -> bool:
-    return torch_dist.is_available() and torch_dist.is_initialized()
-
-
-def get_rank() -> int:
-    return torch_dist.get_rank() if is_distributed() else 0
-
-
-def get_world_size() -> int:
-    return torch_dist.get_world_size() if is_distributed() else 1
-
-
-def is_main_process() -> bool:
-    return get_rank() == 0
-
-
-def barrier() -> None:
-    if is_distributed():
-        torch_dist.barrier()
-
+# -- objects ---------------------------------------------------------------------------
 
 def broadcast_object(obj: Any) -> Any:
     """Rank 0's ``obj`` on every rank."""
-    if not is_distributed():
-        return obj
     holder = [obj]
-    torch_dist.broadcast_object_list(holder, src=0)
+    mm_dist.broadcast_object_list(holder, src=0)
     return holder[0]
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """``obj`` of every rank, in rank order, on every rank (a one-item list in one process)."""
+    return mm_dist.all_gather_object(obj)
 
 
 def evaluate_split(items: Sequence[Any], evaluate_fn) -> list[Any]:
@@ -105,14 +101,11 @@ def evaluate_split(items: Sequence[Any], evaluate_fn) -> list[Any]:
     local = evaluate_fn([items[i] for i in mine]) if mine else []
     if world == 1:
         return list(local)
-    gathered: list[Any] = [None] * world
-    torch_dist.all_gather_object(gathered, list(zip(mine, local)))
     ordered: list[Any] = [None] * len(items)
-    for pairs in gathered:
+    for pairs in gather_objects(list(zip(mine, local))):
         for index, result in pairs:
             ordered[index] = result
     return ordered
-
 
 
 def rank_range(count: int, rank: int | None = None, world: int | None = None) -> range:
@@ -138,24 +131,26 @@ def local_slice(batch: torch.Tensor) -> torch.Tensor:
     return batch[get_rank() * size:(get_rank() + 1) * size]
 
 
-def _collective_device(home: torch.device) -> torch.device:
-    # nccl moves only GPU tensors; gloo takes them where they are.
-    return device() if torch_dist.get_backend() == 'nccl' else home
-
+# -- tensors ---------------------------------------------------------------------------
 
 def all_reduce_mean_(tensors: Sequence[torch.Tensor]) -> None:
-    """Replace each floating-point tensor by its mean over the ranks, in one collective."""
-    if not is_distributed() or not tensors:
-        return
-    flat = torch.cat([tensor.detach().reshape(-1) for tensor in tensors])
-    original = flat.device
-    flat = flat.to(_collective_device(original))
-    torch_dist.all_reduce(flat)
-    flat = (flat / get_world_size()).to(original)
-    offset = 0
-    for tensor in tensors:
-        tensor.data.copy_(flat[offset:offset + tensor.numel()].view_as(tensor))
-        offset += tensor.numel()
+    """Replace each floating-point tensor by its mean over the ranks (one collective per dtype)."""
+    if tensors:
+        mm_dist.all_reduce_params([tensor.detach() for tensor in tensors], op='mean')
+
+
+def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` over the ranks, as a new tensor on the CPU."""
+    values = values.detach().cpu().clone()
+    mm_dist.all_reduce(values, op='mean')
+    return values
+
+
+def on_every_rank(flag: bool) -> bool:
+    """Whether ``flag`` holds on every rank: the same answer on all of them."""
+    flags = torch.tensor([int(flag)])
+    mm_dist.all_reduce(flags, op='min')
+    return bool(flags[0])
 
 
 def all_gather_cat(tensor: torch.Tensor | None) -> torch.Tensor:
@@ -164,26 +159,22 @@ def all_gather_cat(tensor: torch.Tensor | None) -> torch.Tensor:
     The first dimension may differ between ranks; ``None`` stands for a rank
     with nothing to give. The result lies where ``tensor`` lay (the CPU for None).
     """
-    if not is_distributed():
-        if tensor is None:
-            raise NasError('all_gather_cat: no rank gave a tensor')
-        return tensor
-    shapes: list[Any] = [None] * get_world_size()
-    torch_dist.all_gather_object(shapes, None if tensor is None else (tuple(tensor.shape), tensor.dtype))
+    shapes = gather_objects(None if tensor is None else (tuple(tensor.shape), tensor.dtype))
     given = [entry for entry in shapes if entry is not None]
     if not given:
         raise NasError('all_gather_cat: no rank gave a tensor')
+    if len(shapes) == 1:
+        return tensor
     (_, *trailing), dtype = given[0]
     longest = max(shape[0] for shape, _ in given)
     home = tensor.device if tensor is not None else torch.device('cpu')
     # all_gather wants equal shapes: every rank pads its part to the longest.
-    padded = torch.zeros(longest, *trailing, dtype=dtype, device=_collective_device(home))
+    padded = torch.zeros(longest, *trailing, dtype=dtype, device=home)
     if tensor is not None:
         padded[:len(tensor)] = tensor
-    parts = [torch.empty_like(padded) for _ in shapes]
-    torch_dist.all_gather(parts, padded)
+    parts = mm_dist.all_gather(padded)
     return torch.cat([part[:entry[0][0]] for part, entry in zip(parts, shapes)
-                      if entry is not None]).to(home)
+                      if entry is not None])
 
 
 def raise_if_any_rank_failed(error: BaseException | None) -> None:
@@ -193,17 +184,13 @@ def raise_if_any_rank_failed(error: BaseException | None) -> None:
     others do not wait for it until the timeout, and every rank records the
     same failure.
     """
-    if not is_distributed():
-        if error is not None:
-            raise error
-        return
-    errors: list[Any] = [None] * get_world_size()
-    torch_dist.all_gather_object(errors, None if error is None else f'{type(error).__name__}: {error}')
-    for rank, message in enumerate(errors):
+    messages = gather_objects(None if error is None else f'{type(error).__name__}: {error}')
+    for rank, message in enumerate(messages):
         if message is not None:
             if error is not None:
                 raise error
             raise RuntimeError(f'rank {rank} failed: {message}')
+
 
 @contextlib.contextmanager
 def process_local():
@@ -216,9 +203,10 @@ def process_local():
     calls would pair up collectives of different models, overwrite one
     candidate's initial weights with another's, or hang when ranks hold
     different numbers of candidates. All of them ask
-    ``torch.distributed.is_initialized()`` first, so answering False here
-    turns them into their single-process versions. The group itself is left
-    untouched, for the gathering that follows.
+    ``torch.distributed.is_initialized()`` first (mmengine's dist helpers, and
+    so this module's, too), so answering False here turns them into their
+    single-process versions. The group itself is left untouched, for the
+    gathering that follows.
     """
     is_initialized = torch_dist.is_initialized
     torch_dist.is_initialized = lambda: False

@@ -12,7 +12,7 @@ from typing import Iterable, Mapping
 
 import torch
 
-from nas_tasks.differentiable.ranks import on_every_rank
+from nas_tasks.dist import on_every_rank
 from nas_tasks.errors import NasError
 
 

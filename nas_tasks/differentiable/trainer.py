@@ -29,7 +29,6 @@ from nas_tasks.differentiable.architect import Architect, backward_loss, zero_gr
 from nas_tasks.differentiable.finite import NonFiniteStep, check_step, non_finite_entries
 from nas_tasks.differentiable.loaders import HalfLoader, check_half_size, dataloader_template
 from nas_tasks.differentiable.precision import Precision, check_amp_settings, sync_batch_norm
-from nas_tasks.differentiable.ranks import gather, mean_over_ranks, on_every_rank
 from nas_tasks.differentiable.state import capture_rng_state, restore_rng_state
 from nas_tasks.errors import NasError
 from nas_tasks.plots import plot_arch_weights
@@ -278,7 +277,8 @@ class DifferentiableTrainer:
                     weight_optimizer=self.weight_optimizer.state_dict(),
                     arch_optimizer=self.arch_optimizer.state_dict(),
                     lr_scheduler=None if self.lr_scheduler is None else self.lr_scheduler.state_dict(),
-                    history=self.history, result=self.result, rng=gather(capture_rng_state()),
+                    history=self.history, result=self.result,
+                    rng=dist.gather_objects(capture_rng_state()),
                     scaler=self.precision.state_dict(),
                     settings=dict(seed=self.seed, arch_seed=self.arch_params.seed,
                                   single_path=self.single_path, second_order=self.second_order,
@@ -349,7 +349,7 @@ class DifferentiableTrainer:
 
     def _refuse_non_finite_model(self) -> None:
         bad = non_finite_entries(self.model.state_dict())
-        if on_every_rank(not bad):
+        if dist.on_every_rank(not bad):
             return
         where = ', '.join(bad[:3]) + (' ...' if len(bad) > 3 else '') if bad else 'on another rank'
         raise NasError(f'after epoch {self.epoch} (1-based) the search model holds NaN or '
@@ -430,7 +430,7 @@ class DifferentiableTrainer:
                 interval.zero_()
         if arch_batches is not None:
             arch_batches.close()
-        means = [float(m) for m in mean_over_ranks(totals / iters)]
+        means = [float(m) for m in dist.mean_over_ranks(totals / iters)]
         return (means[0], means[1] if train_arch else None, means[2] if with_cost else None)
 
     def train_step(self, weight_batch: Any, arch_batch: Any = None) -> StepLosses:
