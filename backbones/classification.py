@@ -40,6 +40,7 @@ from torchvision import datasets, transforms
 
 from nas_tasks.io import atomic_torch_save
 from nas_tasks.errors import NasError
+from nas_tasks.validation import check_int
 
 __all__ = ['ImageFolderClassification', 'LogitsClassifier', 'BackboneClassifier', 'TopKAccuracy',
            'ExportWeightsHook']
@@ -173,8 +174,10 @@ class TopKAccuracy(BaseMetric):
     def __init__(self, topk: Sequence[int] = (1, 5), collect_device: str = 'cpu',
                  prefix: str | None = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if not topk or any(not isinstance(k, int) or k < 1 for k in topk):
-            raise NasError(f'topk must be positive integers, got {tuple(topk)}')
+        if not topk:
+            raise NasError('topk must name at least one k, e.g. (1, 5)')
+        for k in topk:
+            check_int('every topk entry', k)
         self.topk = tuple(topk)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:

@@ -38,6 +38,7 @@ from nas_tasks.search import runner_config
 from nas_tasks.runner import TrainingDiverged, make_runner
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.space import CategoricalSpace
+from nas_tasks.validation import check_int
 
 SUPERNET_WEIGHTS = 'supernet_final.pth'
 SUBNET_WEIGHTS = 'best_subnet.pth'
@@ -71,11 +72,8 @@ class OneShotDetectionEstimator(Estimator):
         self.cost_model = build_component(COST_MODELS, cost_model, 'estimator.cost_model')
         self.supernet_path = supernet_path
         self.supernet_constraint = ResourceConstraint(self.costs, supernet_sampling)
-        if (not isinstance(bn_recalibration_batches, int) or isinstance(bn_recalibration_batches, bool)
-                or bn_recalibration_batches < 1):
-            raise NasError('estimator.bn_recalibration_batches must be an int >= 1, '
-                           f'got {bn_recalibration_batches!r}')
-        self.bn_recalibration_batches = bn_recalibration_batches
+        self.bn_recalibration_batches = check_int('estimator.bn_recalibration_batches',
+                                                  bn_recalibration_batches)
         self.score_key = score_key
         for split in ('train_dataloader', 'val_dataloader'):
             if self.runner_cfg.get(split) is None:

@@ -25,6 +25,7 @@ from torchvision.datasets import CIFAR10, STL10
 
 from gan.toy_data import ToyCIFAR10
 from nas_tasks.errors import NasError
+from nas_tasks.validation import check_int
 
 
 class ImageSource(NamedTuple):
@@ -74,8 +75,7 @@ class GANImages(Dataset):
         if split not in kind.splits:
             raise NasError(f"{source} has no split '{split}'; its splits are: "
                            f"{', '.join(kind.splits)}")
-        if not isinstance(img_size, int) or img_size < 1:
-            raise NasError(f'img_size must be a positive integer, got {img_size!r}')
+        check_int('img_size', img_size)
         self.source, self.data_root, self.split, self.img_size = source, data_root, split, img_size
         self.resize = transforms.Resize((img_size, img_size))
         self.normalise = transforms.Compose([transforms.ToTensor(),
@@ -130,8 +130,7 @@ class LatentNoise(Dataset):
             raise NasError('data_root= does not move a GAN config: set '
                            'train_dataloader.dataset.data_root, val_evaluator.real_data.data_root '
                            'and test_evaluator.real_data.data_root instead')
-        if not isinstance(num_images, int) or num_images < 1:
-            raise NasError(f'num_images must be a positive integer, got {num_images!r}')
+        check_int('num_images', num_images)
         generator = torch.Generator().manual_seed(seed)
         self.noise = torch.randn(num_images, latent_dim, generator=generator)
 

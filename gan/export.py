@@ -21,7 +21,7 @@ from gan.autogan.shared_generator import AutoGANSharedGenerator
 from gan.autogan.shared_training import SharedGANSettings
 from gan.autogan.space import SPACE_NAME
 from nas_tasks.checkpoint import safe_torch_load
-from nas_tasks.errors import NasError
+from nas_tasks.errors import NasError, first_line
 from nas_tasks.export.adapter import EXPORT_ADAPTERS, ExportAdapter, Reference, load_strict
 from nas_tasks.workdir import CHECKPOINT_NAME
 
@@ -68,7 +68,7 @@ class AutoGANExport(ExportAdapter):
             shared.load_state_dict(weights, strict=True)
         except RuntimeError as error:
             raise NasError(f'{state_file}: the shared generator does not fit the widths of the task '
-                           f'config ({self.settings()}): {str(error).splitlines()[0]}') from error
+                           f'config ({self.settings()}): {first_line(error)}') from error
         shared.set_arch(self.found.arch)
         shared.eval()
         found = self._found_generator()

@@ -21,6 +21,7 @@ from mmengine.registry import HOOKS
 
 from gan.autogan.pictures import save_sample_grid
 from nas_tasks.errors import NasError
+from nas_tasks.validation import check_positive
 
 
 @HOOKS.register_module()
@@ -31,8 +32,7 @@ class SampleGridHook(Hook):
 
     def __init__(self, num_images: int = 100, nrow: int = 10, seed: int = 0,
                  folder: str = 'samples'):
-        if num_images < 1 or nrow < 1:
-            raise NasError(f'num_images and nrow must be positive, got {num_images} and {nrow}')
+        check_positive(num_images=num_images, nrow=nrow)
         self.num_images, self.nrow, self.seed, self.folder = num_images, nrow, seed, folder
 
     @master_only

@@ -9,7 +9,7 @@ from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exp
 from mmengine.registry import Registry
 
 from nas_tasks.data_paths import leaf_datasets
-from nas_tasks.errors import NasError
+from nas_tasks.errors import NasError, first_line
 
 
 def load_config(path: str, cfg_options: dict | None = None) -> Config:
@@ -19,7 +19,7 @@ def load_config(path: str, cfg_options: dict | None = None) -> Config:
     try:
         cfg = Config.fromfile(path)
     except Exception as error:  # mmengine raises many kinds for a broken config
-        raise NasError(f'cannot read config {path}: {_first_line(error)}') from error
+        raise NasError(f'cannot read config {path}: {first_line(error)}') from error
     if cfg_options:
         cfg_options = dict(cfg_options)
         data_root = cfg_options.pop('data_root', None)
@@ -88,9 +88,6 @@ def _required_arguments(cls) -> list[str]:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty]
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def apply_data_root(cfg: Config, data_root: str) -> None:

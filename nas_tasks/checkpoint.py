@@ -10,7 +10,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from nas_tasks.errors import NasError
+from nas_tasks.errors import NasError, first_line
 
 
 def safe_torch_load(path: Path) -> Any:
@@ -21,8 +21,7 @@ def safe_torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise NasError(f'cannot read checkpoint {path}: {first_line}') from error
+        raise NasError(f'cannot read checkpoint {path}: {first_line(error)}') from error
 
 
 @HOOKS.register_module()

@@ -47,6 +47,7 @@ from nas_tasks import dist
 from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_write_json
 from nas_tasks.space import Arch, CategoricalSpace
+from nas_tasks.validation import check_int, is_int
 
 LATENCY = 'latency'  # the cost name every latency model gives, in milliseconds
 UNIT = 'ms'
@@ -139,11 +140,6 @@ def _log(message: str) -> None:
         MMLogger.get_current_instance().info(message)
 
 
-def _check_positive_int(name: str, value, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise NasError(f'latency model setting {name} must be an int >= {minimum}, got {value!r}')
-
-
 def _check_clock(clock: str, device: torch.device) -> None:
     if clock not in CLOCKS:
         raise NasError(f"latency model setting clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
@@ -213,11 +209,11 @@ class LatencyModel:
                  batch: int = 1, repeats: int = 10, warmup: int = 2, clock: str = 'wall',
                  device: str | None = None):
         if not isinstance(input_size, (list, tuple)) or not input_size or not all(
-                isinstance(side, int) and side > 0 for side in input_size):
+                is_int(side) and side > 0 for side in input_size):
             raise NasError(f'latency model setting input_size must be a list of positive ints, '
                            f'e.g. (800, 1333), got {input_size!r}')
         for name, value, minimum in (('batch', batch, 1), ('repeats', repeats, 1), ('warmup', warmup, 0)):
-            _check_positive_int(name, value, minimum)
+            check_int(f'latency model setting {name}', value, minimum)
         self.space = space
         self.input_size = tuple(input_size)
         self.batch = batch
@@ -277,7 +273,7 @@ class PerChoiceLatencyTable(LatencyModel):
                  batch: int = 1, repeats: int = 10, warmup: int = 2, check_networks: int = 5,
                  seed: int = 0, clock: str = 'wall', device: str | None = None):
         super().__init__(space, input_size, table, batch, repeats, warmup, clock, device)
-        _check_positive_int('check_networks', check_networks)
+        check_int('latency model setting check_networks', check_networks)
         self.check_networks = check_networks
         self.seed = seed
         # The main process loads or measures; every rank prices with its table

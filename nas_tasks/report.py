@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from nas_tasks.io import atomic_write_text, to_json
 from nas_tasks.search_logging import arch_entropies
+from nas_tasks.validation import is_int
 from nas_tasks.workdir import BEST_ARCH_NAME, PLOTS_DIR
 
 REPORT_NAME = 'report.html'
@@ -125,7 +126,7 @@ def _data_value(value: Any) -> str:
 def _shown(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return '&ndash;'
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         return str(value)
     if _finite(value):
         return f'{value:.6g}'

@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from nas_tasks.errors import first_line
+
 
 @dataclass
 class Result:
@@ -36,8 +38,7 @@ class Result:
     def failure(cls, error: BaseException | dict, costs: dict | None = None) -> 'Result':
         """The result of an evaluation that raised ``error`` (or an error record)."""
         if isinstance(error, BaseException):
-            message = str(error).strip().splitlines()
-            error = dict(type=type(error).__name__, message=message[0] if message else '')
+            error = dict(type=type(error).__name__, message=first_line(error, limit=1000))
         return cls(score=math.nan, costs=dict(costs or {}), error=dict(error))
 
     def to_dict(self) -> dict:

@@ -13,6 +13,7 @@ from nas_tasks.errors import NasError
 from nas_tasks.loop import SearchLoop
 from nas_tasks.registry import COST_MODELS, DIFFERENTIABLE_SEARCHES, ESTIMATORS, SPACES, STRATEGIES
 from nas_tasks.search_logging import SearchLog
+from nas_tasks.validation import check_int
 
 SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'cost_models', 'score_name',
                    'max_rounds')
@@ -123,9 +124,7 @@ def _candidates_per_round(settings: dict, strategy) -> int:
         raise NasError(f'search.candidates_per_round is ignored by {type(strategy).__name__}, '
                        f'which proposes {strategy.round_size_setting} per round; remove it and set '
                        'that instead')
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise NasError(f'search.candidates_per_round must be an int >= 1, got {value!r}')
-    return value
+    return check_int('search.candidates_per_round', value)
 
 
 def run_search(config_path: str, work_dir: str | None, resume: bool, cfg_options: dict,

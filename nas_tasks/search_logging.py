@@ -23,7 +23,7 @@ import numpy as np
 from mmengine.visualization import TensorboardVisBackend, Visualizer
 
 from nas_tasks import dist
-from nas_tasks.errors import NasError
+from nas_tasks.errors import NasError, first_line
 
 VIS_DATA_DIR = 'vis_data'  # mmengine's Visualizer puts its backends' files here
 
@@ -63,7 +63,7 @@ class SearchLog:
                                     vis_backends=backends, save_dir=save_dir)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise NasError(f'cannot build the visualizer backends {_types(spec)}: '
-                           f'{_first_line(error)}; registered backends are in mmengine\'s '
+                           f'{first_line(error)}; registered backends are in mmengine\'s '
                            'VISBACKENDS (TensorboardVisBackend, WandbVisBackend, '
                            'MLflowVisBackend, LocalVisBackend, ...)') from error
         return cls(visualizer, cfg)
@@ -84,7 +84,7 @@ class SearchLog:
             for backend in self.visualizer._vis_backends.values():
                 backend.experiment  # noqa: B018  (forces the backend's lazy start)
         except Exception as error:  # noqa: BLE001  (each backend fails in its own way)
-            raise NasError(f'a visualizer backend could not start: {_first_line(error)}') from error
+            raise NasError(f'a visualizer backend could not start: {first_line(error)}') from error
 
     def add(self, scalars: Mapping[str, float | None], step: int) -> None:
         """Log the finite ``scalars`` at ``step`` to every backend."""
@@ -151,6 +151,3 @@ def _types(spec: Mapping) -> str:
                 for backend in spec.get('vis_backends') or []])
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().strip('"\'')
-    return text.splitlines()[0] if text else type(error).__name__

@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ArchError, NasError
 from .io import atomic_write_json
 from .registry import SPACES
+from .validation import is_int
 
 Arch = dict[str, Any]
 
@@ -88,7 +89,7 @@ class CategoricalSpace(ArchSpace):
     def __init__(self, choices: dict[str, list], name: str, version: int = 1):
         if not isinstance(name, str) or not name:
             raise NasError(f'search space name must be a non-empty string, got {name!r}')
-        if not isinstance(version, int) or isinstance(version, bool):
+        if not is_int(version):
             raise NasError(f'search space version must be an int, got {version!r}')
         if not isinstance(choices, dict) or not choices:
             raise NasError(f"search space '{name}' needs a non-empty dict of choices")
@@ -310,7 +311,7 @@ class StagedSpace(CategoricalSpace):
         return {key: self._choices[key] for keys in self._stage_keys[:stage + 1] for key in keys}
 
     def _check_stage(self, stage: int) -> None:
-        if not isinstance(stage, int) or isinstance(stage, bool) or not 0 <= stage < self.num_stages:
+        if not is_int(stage) or not 0 <= stage < self.num_stages:
             raise NasError(f"search space '{self.name}' has stages 0..{self.num_stages - 1}, "
                            f'got stage {stage!r}')
 

@@ -33,6 +33,7 @@ from PIL import Image
 
 from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_write, atomic_write_json
+from nas_tasks.validation import check_int, check_positive  # noqa: F401 (check_positive: the layouts')
 
 logger = logging.getLogger(__name__)
 
@@ -239,19 +240,11 @@ def save_png(array: np.ndarray, path: Path) -> None:
 
 # --- argument checks ---
 
-def check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or value < 1:
-            raise NasError(f'{name} must be a positive integer, got {value!r}')
-
-
 def check_sizes_and_seed(seed: int, **sizes: int) -> None:
     """Image sizes of at least :data:`MIN_IMAGE_SIZE` pixels and a non-negative seed."""
     for name, size in sizes.items():
-        if not isinstance(size, int) or size < MIN_IMAGE_SIZE:
-            raise NasError(f'{name} must be an integer >= {MIN_IMAGE_SIZE}, got {size!r}')
-    if not isinstance(seed, int) or seed < 0:
-        raise NasError(f'seed must be a non-negative integer, got {seed!r}')
+        check_int(name, size, MIN_IMAGE_SIZE)
+    check_int('seed', seed, minimum=0)
 
 
 # --- the manifest ---

@@ -19,6 +19,7 @@ from PIL import Image
 
 from nas_tasks.errors import NasError
 from nas_tasks.toy_data import save_png
+from nas_tasks.validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +154,7 @@ def convert_gtfine(cityscapes_root: str | Path, nproc: int = 1,
     ``overwrite``. ``nproc`` > 1 converts in that many worker processes.
     """
     root = Path(cityscapes_root)
-    if not isinstance(nproc, int) or nproc < 1:
-        raise NasError(f'nproc must be a positive integer, got {nproc!r}')
+    check_int('nproc', nproc)
     if not root.is_dir():
         raise NasError(f'Cityscapes root not found: {root} (it is never downloaded; get gtFine '
                        'and leftImg8bit from cityscapes-dataset.com and point at their folder)')

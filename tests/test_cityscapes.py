@@ -163,7 +163,7 @@ def test_toy_is_deterministic_and_seeded(tmp_path):
 
 
 def test_toy_bad_parameters_raise(tmp_path):
-    with pytest.raises(NasError, match='height must be an integer >= 32, got 16'):
+    with pytest.raises(NasError, match='height must be an int >= 32, got 16'):
         make_cityscapes(tmp_path / 'a', image_size=(16, 128))
     with pytest.raises(NasError, match=r'image_size must be \(height, width\)'):
         make_cityscapes(tmp_path / 'b', image_size=64)
@@ -280,8 +280,8 @@ def test_make_toy_data_cityscapes_cli_is_idempotent(tmp_path):
 
 
 @pytest.mark.parametrize('option, expected', [
-    (['--height', '8'], 'height must be an integer >= 32, got 8'),
-    (['--num-train', '0'], 'num_train must be a positive integer, got 0'),
+    (['--height', '8'], 'height must be an int >= 32, got 8'),
+    (['--num-train', '0'], 'num_train must be an int >= 1, got 0'),
 ])
 def test_make_toy_data_cityscapes_cli_bad_arguments(tmp_path, option, expected):
     result = run_tool(['python', 'tools/make_toy_data.py', 'cityscapes', str(tmp_path / 'toy'),

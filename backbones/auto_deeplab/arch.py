@@ -34,6 +34,7 @@ from typing import Any, Mapping, Sequence
 from nas_tasks.architectures import register_arch
 from nas_tasks.errors import ArchError
 from nas_tasks.space import ArchSpace
+from nas_tasks.validation import check_int, is_int
 
 from .ops import PRIMITIVES
 
@@ -108,10 +109,6 @@ def path_strides(path: Sequence[int]) -> list[int]:
 
 # -- validation -------------------------------------------------------------
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_cell(cell: Any) -> list[list]:
     if not isinstance(cell, (list, tuple)) or not cell or len(cell) % 2:
         raise ArchError("arch key 'cell' must be a non-empty list of [input, op] pairs, two "
@@ -122,7 +119,7 @@ def check_cell(cell: Any) -> list[list]:
         if not isinstance(entry, (list, tuple)) or len(entry) != 2:
             raise ArchError(f"arch key 'cell': entry {index} must be [input, op], got {entry!r}")
         source, op = entry
-        if not _is_int(source) or not 0 <= source <= block + 1:
+        if not is_int(source) or not 0 <= source <= block + 1:
             raise ArchError(f"arch key 'cell': entry {index} (block {block}) has input "
                             f'{source!r}; allowed inputs 0..{block + 1} (0 = H^(l-2), '
                             '1 = H^(l-1), 2+j = block j)')
@@ -139,7 +136,7 @@ def check_path(path: Any) -> list[int]:
                         f'got {path!r}')
     previous = 0                       # the stem ends at level 0
     for layer, level in enumerate(path):
-        if not _is_int(level) or not 0 <= level < NUM_LEVELS:
+        if not is_int(level) or not 0 <= level < NUM_LEVELS:
             raise ArchError(f"arch key 'path': layer {layer} has level {level!r}; allowed levels "
                             f'0..{NUM_LEVELS - 1} (output strides 4, 8, 16, 32)')
         if abs(level - previous) > 1:
@@ -162,9 +159,8 @@ def validate_arch(arch: Any) -> None:
         raise ArchError(f'arch {problem}; an auto-deeplab arch has exactly the keys '
                         f'{", ".join(ARCH_KEYS)}')
     multiplier = arch['filter_multiplier']
-    if not _is_int(multiplier) or multiplier < 1:
-        raise ArchError("arch key 'filter_multiplier' must be a positive integer (the paper: "
-                        f'20, 32 or 48), got {multiplier!r}')
+    check_int("arch key 'filter_multiplier'", multiplier, hint='the paper: 20, 32 or 48',
+              error=ArchError)
     check_cell(arch['cell'])
     check_path(arch['path'])
 

@@ -48,6 +48,7 @@ from nas_tasks import architectures
 from nas_tasks.errors import ArchError, NasError
 from nas_tasks.registry import SPACES
 from nas_tasks.space import Arch, ArchSpace, CategoricalSpace
+from nas_tasks.validation import is_int
 
 SPACE_NAME = 'nas-fpn'
 SPACE_VERSION = 1
@@ -105,10 +106,6 @@ class CellSpec(NamedTuple):
     unused_inputs: tuple[int, ...]
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @SPACES.register_module()
 class NASFPNSpace(CategoricalSpace):
     """The NAS-FPN merging-cell space (see the module docstring).
@@ -126,9 +123,9 @@ class NASFPNSpace(CategoricalSpace):
     def __init__(self, num_cells: int = DEFAULT_NUM_CELLS, num_inputs: int = 5,
                  output_levels: Sequence[int] | None = None,
                  intermediate_levels: Sequence[int] | None = None):
-        if not _is_int(num_inputs) or num_inputs < 2:
+        if not is_int(num_inputs) or num_inputs < 2:
             raise NasError(f'NAS-FPN needs num_inputs >= 2 pyramid levels, got {num_inputs!r}')
-        if not _is_int(num_cells) or num_cells < num_inputs:
+        if not is_int(num_cells) or num_cells < num_inputs:
             raise NasError(f'NAS-FPN needs num_cells >= num_inputs ({num_inputs}), one output '
                            f'cell per level, got {num_cells!r}')
         levels = tuple(range(MIN_LEVEL, MIN_LEVEL + num_inputs))
@@ -174,7 +171,7 @@ class NASFPNSpace(CategoricalSpace):
             num_cells = max(cells) + 1 if cells else DEFAULT_NUM_CELLS
             written_levels = [arch.get(arch_key(cell, 'level'))
                               for cell in range(num_cells - num_inputs, num_cells)]
-            if all(map(_is_int, written_levels)) and sorted(written_levels) == levels:
+            if all(map(is_int, written_levels)) and sorted(written_levels) == levels:
                 output_levels = written_levels
         return cls(max(num_cells, num_inputs), num_inputs, output_levels,
                    intermediate_levels=levels)
@@ -205,7 +202,7 @@ class NASFPNSpace(CategoricalSpace):
         if input0 == input1:
             raise ArchError(f'cell {cell}: input1 ({input1}) must differ from input0 ({input0})')
         allowed = self._allowed_levels(cell)
-        if not (_is_int(level) and level in allowed):
+        if not (is_int(level) and level in allowed):
             if self.is_output_cell(cell):
                 raise ArchError(f'cell {cell}: level must be {allowed[0]}, got {level!r} (the last '
                                 f'{self.num_inputs} cells output the levels '
@@ -216,12 +213,12 @@ class NASFPNSpace(CategoricalSpace):
 
     def _check_input(self, cell: int, decision: str, value: Any) -> None:
         num_candidates = self.num_inputs + cell
-        if _is_int(value) and 0 <= value < num_candidates:
+        if is_int(value) and 0 <= value < num_candidates:
             return
         candidates = (f'P{MIN_LEVEL}..P{self.levels[-1]} are 0..{self.num_inputs - 1}'
                       + (f', the outputs of cells 0..{cell - 1} are {self.num_inputs}..'
                          f'{num_candidates - 1}' if cell else ''))
-        if _is_int(value) and num_candidates <= value < self.num_inputs + self.num_cells:
+        if is_int(value) and num_candidates <= value < self.num_inputs + self.num_cells:
             raise ArchError(f'cell {cell}: {decision} ({value}) is the output of cell '
                             f'{value - self.num_inputs}, which does not exist yet ({candidates})')
         raise ArchError(f'cell {cell}: {decision} must be a feature index from 0 to '

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from nas_tasks.errors import NasError
+from nas_tasks.validation import is_int
 
 NUM_STAGES = 3
 
@@ -79,7 +80,7 @@ class AutoGANDiscriminator(nn.Module):
 
     @cur_stage.setter
     def cur_stage(self, stage: int) -> None:
-        if not isinstance(stage, int) or isinstance(stage, bool) or not 0 <= stage < NUM_STAGES:
+        if not is_int(stage) or not 0 <= stage < NUM_STAGES:
             raise NasError(f'the AutoGAN discriminator has stages 0..{NUM_STAGES - 1}, got {stage!r}')
         self._cur_stage = stage
 

@@ -34,6 +34,7 @@ from torch import nn
 from gan.autogan.shared_training import hinge_d_loss, hinge_g_loss, init_weights
 from gan.metrics import quantise
 from nas_tasks.errors import NasError
+from nas_tasks.validation import check_positive
 
 NETWORKS = ('generator', 'discriminator')  # the OptimWrapperDict's keys
 
@@ -100,9 +101,7 @@ class AutoGANTrainingModel(BaseModel):
                  gen_batch_size: int = 128, ema_momentum: float = 0.001,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        for name, value in (('n_critic', n_critic), ('gen_batch_size', gen_batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise NasError(f'{name} must be a positive integer, got {value!r}')
+        check_positive(n_critic=n_critic, gen_batch_size=gen_batch_size)
         if not 0 < ema_momentum <= 1:
             raise NasError(f'ema_momentum must be in (0, 1], got {ema_momentum!r}')
         self.generator = MODELS.build(generator)

@@ -28,6 +28,7 @@ from nas_tasks import architectures
 from nas_tasks.errors import ArchError
 from nas_tasks.registry import SPACES
 from nas_tasks.space import Arch, StagedSpace
+from nas_tasks.validation import is_int
 
 SPACE_NAME = 'autogan'
 SPACE_VERSION = 1
@@ -134,7 +135,7 @@ class AutoGANSpace(StagedSpace):
 
 def _code(values, num_options: int, what: str) -> int:
     position, code = next(values)
-    if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code < num_options:
+    if not is_int(code) or not 0 <= code < num_options:
         raise ArchError(f'AutoGAN arch vector position {position} ({what}) must be an integer '
                         f'0..{num_options - 1}, got {code!r}')
     return code

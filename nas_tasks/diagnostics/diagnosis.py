@@ -39,6 +39,7 @@ from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_write_json, json_safe
 from nas_tasks.registry import SPACES
 from nas_tasks.result import Result
+from nas_tasks.validation import check_int
 
 DIAGNOSTICS_DIR = 'diagnostics'
 REPORT_NAME = 'report.json'
@@ -74,9 +75,7 @@ class DiagnoseSettings:
         settings.standalone = dict(settings.standalone)
         settings.ablations = [dict(ablation) for ablation in settings.ablations]
         for name in ('num_candidates', 'top_k', 'bootstrap_samples', 'seed'):
-            value = getattr(settings, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == 'seed' else 1):
-                raise NasError(f'diagnose.{name} must be an int >= {0 if name == "seed" else 1}, got {value!r}')
+            check_int(f'diagnose.{name}', getattr(settings, name), minimum=0 if name == 'seed' else 1)
         if settings.num_candidates < MIN_CANDIDATES:
             raise NasError(f'diagnose.num_candidates must be >= {MIN_CANDIDATES}, got '
                            f'{settings.num_candidates}: fewer candidates have no rank correlation')

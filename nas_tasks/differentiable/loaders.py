@@ -20,9 +20,9 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from nas_tasks import dist
-from nas_tasks.errors import NasError
+from nas_tasks.errors import NasError, first_line
 from nas_tasks.seeding import seed_for
-from nas_tasks.strategies.base import check_int
+from nas_tasks.validation import check_int
 
 # What a search reads when its config names no dataloader: one sample at a
 # time, shuffled, samples passed to the model as a list (mmengine's default).
@@ -72,7 +72,7 @@ class HalfLoader:
             self.loader: DataLoader = Runner.build_dataloader(cfg, seed=seed_for(seed, half))
         except (KeyError, TypeError, ValueError) as error:
             raise NasError(f'bad trainer dataloader {template}: '
-                           f'{str(error).strip().splitlines()[0]}') from error
+                           f'{first_line(error)}') from error
         self.batch_size = template['batch_size']
         self.sampler = _seeded_sampler(self.loader)
         self._worker_init = self.loader.worker_init_fn

@@ -28,7 +28,7 @@ from nas_tasks import dist
 from nas_tasks.builder import check_settings, settings_of
 from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.differentiable.trainer import DifferentiableTrainer
-from nas_tasks.errors import NasError
+from nas_tasks.errors import NasError, first_line
 from nas_tasks.report import write_epochs_report
 from nas_tasks.search_logging import SearchLog
 from nas_tasks.seeding import seed_everything, seed_for
@@ -165,7 +165,7 @@ class DifferentiableSearchTask:
         except TypeError as error:
             raise NasError(f"train_dataloader.dataset ({cfg.get('type')}) cannot be split into "
                            "the search's halves with indices= (mmengine BaseDataset's argument): "
-                           f'{str(error).strip().splitlines()[0]}') from error
+                           f'{first_line(error)}') from error
 
     # -- evaluation ------------------------------------------------------------
     def _val_loader(self, dataset) -> DataLoader:

@@ -30,11 +30,11 @@ from nas_tasks.differentiable.finite import NonFiniteStep, check_step, non_finit
 from nas_tasks.differentiable.loaders import HalfLoader, check_half_size, dataloader_template
 from nas_tasks.differentiable.precision import Precision, check_amp_settings, sync_batch_norm
 from nas_tasks.differentiable.state import capture_rng_state, restore_rng_state
-from nas_tasks.errors import NasError
+from nas_tasks.errors import NasError, first_line
 from nas_tasks.plots import plot_arch_weights
 from nas_tasks.search_logging import SearchLog, epoch_scalars
 from nas_tasks.seeding import seed_everything, seed_for
-from nas_tasks.strategies.base import check_int
+from nas_tasks.validation import check_int, check_number
 from nas_tasks.workdir import SearchWorkDir, check_state_keys
 
 # What a trainer checkpoint holds (see DifferentiableTrainer.state_dict); it
@@ -179,9 +179,8 @@ class DifferentiableTrainer:
         if arch_start_epoch > epochs:
             raise NasError(f'arch_start_epoch ({arch_start_epoch}) is after the last epoch '
                            f'({epochs}); set it to at most epochs')
-        if grad_clip is not None and not (isinstance(grad_clip, (int, float))
-                                          and not isinstance(grad_clip, bool) and grad_clip > 0):
-            raise NasError(f'grad_clip must be a number > 0 or None, got {grad_clip!r}')
+        if grad_clip is not None:
+            check_number('grad_clip', grad_clip, inclusive=False)
         for name, flag in (('second_order', second_order), ('single_path', single_path)):
             if not isinstance(flag, bool):
                 raise NasError(f'{name} must be True or False, got {flag!r}')
@@ -296,7 +295,7 @@ class DifferentiableTrainer:
             self.model.load_state_dict(state['model'])
         except RuntimeError as error:
             raise NasError(f'checkpoint {self.checkpoint_path} does not fit this search model; was '
-                           f'the network changed? ({str(error).strip().splitlines()[0]})') from error
+                           f'the network changed? ({first_line(error)})') from error
         self.weight_optimizer.load_state_dict(state['weight_optimizer'])
         self.arch_optimizer.load_state_dict(state['arch_optimizer'])
         if (state['lr_scheduler'] is None) != (self.lr_scheduler is None):
@@ -526,7 +525,7 @@ def _build_optimizer(cfg: dict, params: list[nn.Parameter], what: str) -> torch.
     try:
         return build_component(OPTIMIZERS, cfg, what, default_args=dict(params=params))
     except (ValueError, TypeError) as error:
-        raise NasError(f'bad {what} {dict(cfg)}: {str(error).strip().splitlines()[0]}') from error
+        raise NasError(f'bad {what} {dict(cfg)}: {first_line(error)}') from error
 
 
 def _build_lr_schedule(cfg: dict | None, optimizer: torch.optim.Optimizer, epochs: int):
@@ -538,8 +537,7 @@ def _build_lr_schedule(cfg: dict | None, optimizer: torch.optim.Optimizer, epoch
     if kind != 'cosine' or settings:
         raise NasError(f"weight_lr_schedule must be None or dict(type='cosine', min_lr=...), "
                        f'got {cfg!r}')
-    if not isinstance(min_lr, (int, float)) or isinstance(min_lr, bool) or min_lr < 0:
-        raise NasError(f'weight_lr_schedule min_lr must be a number >= 0, got {min_lr!r}')
+    check_number('weight_lr_schedule min_lr', min_lr)
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=min_lr)
 
 

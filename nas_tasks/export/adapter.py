@@ -31,7 +31,7 @@ from mmengine.registry import DefaultScope, Registry
 from mmengine.registry import MODELS as ROOT_MODELS
 from torch import nn
 
-from nas_tasks.errors import NasError
+from nas_tasks.errors import NasError, first_line
 from nas_tasks.export.found import FoundModel
 from nas_tasks.export.inputs import example_images, input_size_of
 from nas_tasks.seeding import seed_everything
@@ -205,13 +205,6 @@ def load_strict(model: nn.Module, path: Path) -> None:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise NasError(f'{path} does not fit the model: {first_line(error)}') from error
-
-
-def first_line(error: BaseException, limit: int = 300) -> str:
-    """The start of an error's message on one line (a state-dict mismatch lists every key)."""
-    text = ' '.join(str(error).split())
-    text = text if len(text) <= limit else text[:limit] + '...'
-    return text or type(error).__name__
 
 
 def adapter_for(found: FoundModel) -> type[ExportAdapter]:

@@ -15,6 +15,7 @@ import torch
 from mmengine.config import Config
 
 from nas_tasks.errors import NasError
+from nas_tasks.validation import check_int
 
 
 def input_size_of(cfg: Config) -> tuple[int, int]:
@@ -43,7 +44,7 @@ def _test_pipeline(cfg: Config) -> list[dict]:
 
 def example_images(size: Sequence[int], seed: int) -> torch.Tensor:
     height, width = (int(value) for value in size)
-    if height < 1 or width < 1:
-        raise NasError(f'the input size must be positive, got {height}x{width}')
+    check_int('the input height', height)
+    check_int('the input width', width)
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(1, 3, height, width, generator=generator)

@@ -20,8 +20,7 @@ import onnxruntime
 import torch
 from torch import nn
 
-from nas_tasks.errors import NasError
-from nas_tasks.export.adapter import first_line
+from nas_tasks.errors import NasError, first_line
 from nas_tasks.export.parity import Outputs, flatten_outputs
 
 EXPORTERS = ('dynamo', 'torchscript')

@@ -23,8 +23,8 @@ from mmengine.runner.checkpoint import load_checkpoint
 from torch import nn
 
 from nas_tasks.builder import load_config
-from nas_tasks.errors import NasError
-from nas_tasks.export.adapter import adapter_for, build_model, first_line
+from nas_tasks.errors import NasError, first_line
+from nas_tasks.export.adapter import adapter_for, build_model
 from nas_tasks.export.found import read_found_model
 from nas_tasks.export.onnx_export import export_onnx, output_names, run_onnxruntime
 from nas_tasks.export.parity import ATOL, RTOL, check_close, check_exact, tensor_outputs

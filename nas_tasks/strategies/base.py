@@ -15,6 +15,7 @@ from ..constraints import ResourceConstraint
 from ..errors import NasError
 from ..result import Result, ranking_score
 from ..space import Arch, CategoricalSpace
+from ..validation import check_int
 
 
 def rank_key(score: float, order: int) -> tuple[float, int]:
@@ -223,11 +224,3 @@ class Strategy:
         return max(0, min(num_candidates, self.space.size()) - self.num_proposed)
 
 
-def check_int(name: str, value, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise NasError(f'{name} must be an int >= {minimum}, got {value!r}')
-
-
-def check_prob(name: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-        raise NasError(f'{name} must be a number in [0, 1], got {value!r}')

@@ -8,7 +8,8 @@ from ..errors import NasError
 from ..registry import STRATEGIES
 from ..result import Result
 from ..space import Arch, CategoricalSpace
-from .base import Strategy, check_int, check_prob, rank_key
+from ..validation import check_int, check_prob
+from .base import Strategy, rank_key
 
 
 @STRATEGIES.register_module()

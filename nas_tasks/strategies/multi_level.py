@@ -12,7 +12,8 @@ from ..plots import plot_staged_controller_rewards
 from ..registry import STRATEGIES
 from ..result import Result
 from ..space import Arch, StagedSpace
-from .base import SearchPosition, Strategy, check_int, rank_key
+from ..validation import check_int
+from .base import SearchPosition, Strategy, rank_key
 from .reinforce import ReinforceController
 
 # Settings of the stage controllers that the search sets itself.

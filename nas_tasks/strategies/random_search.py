@@ -5,7 +5,8 @@ from typing import Callable
 
 from ..registry import STRATEGIES
 from ..space import Arch, CategoricalSpace
-from .base import Strategy, check_int
+from ..validation import check_int
+from .base import Strategy
 
 
 @STRATEGIES.register_module()

@@ -10,12 +10,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..errors import NasError
+from ..errors import NasError, first_line
 from ..plots import plot_controller_rewards
 from ..registry import STRATEGIES
 from ..result import Result
 from ..space import Arch, CategoricalSpace
-from .base import SearchPosition, Strategy, check_int, check_prob
+from ..validation import check_int, check_number, check_prob
+from .base import SearchPosition, Strategy
 
 
 class _LSTMController(nn.Module):
@@ -157,12 +158,12 @@ class ReinforceController(Strategy):
         check_int('ppo_epochs', ppo_epochs, minimum=1)
         check_int('seed', seed, minimum=0)
         check_prob('baseline_decay', baseline_decay)
-        _check_positive('lr', lr)
-        _check_positive('entropy_weight', entropy_weight, zero_ok=True)
+        check_number('lr', lr, inclusive=False)
+        check_number('entropy_weight', entropy_weight)
         for name, value in (('grad_clip', grad_clip), ('temperature', temperature),
                             ('tanh_constant', tanh_constant), ('ppo_clip', ppo_clip)):
             if value is not None:
-                _check_positive(name, value)
+                check_number(name, value, inclusive=False)
         if ppo_clip is not None and ppo_clip >= 1:
             raise NasError(f'ppo_clip must be in (0, 1) or None, got {ppo_clip!r}')
         if ppo_epochs > 1 and ppo_clip is None:
@@ -435,7 +436,7 @@ class ReinforceController(Strategy):
             self.controller.load_state_dict(state['controller'])
         except RuntimeError as error:
             raise NasError('the saved controller does not fit this one; was hidden_size changed? '
-                           f'({str(error).splitlines()[0]})') from error
+                           f'({first_line(error)})') from error
         self.optimizer.load_state_dict(state['optimizer'])
         self.generator.set_state(state['generator'])
         self.step = state['step']
@@ -443,9 +444,3 @@ class ReinforceController(Strategy):
         self.history = [tuple(entry) for entry in state['history']]
         self._proposal_log_probs = dict(state['proposal_log_probs'])
 
-
-def _check_positive(name: str, value, zero_ok: bool = False) -> None:
-    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-            or value < 0 or (value == 0 and not zero_ok)):
-        bound = '>= 0' if zero_ok else '> 0'
-        raise NasError(f'{name} must be a number {bound}, got {value!r}')
