@@ -140,7 +140,13 @@ def _log(message: str) -> None:
         MMLogger.get_current_instance().info(message)
 
 
-def _check_clock(clock: str, device: torch.device) -> None:
+def describe_estimate_error(error: dict, networks: str = 'whole networks') -> str:
+    """``error`` (of :func:`estimate_error`) in words, for a log line."""
+    return (f'sums of entries against {len(error["networks"])} {networks} timed end to end: '
+            f'mean error {error["mean_pct"]:.1f}%, worst {error["worst_pct"]:.1f}%')
+
+
+def check_clock(clock: str, device: torch.device) -> None:
     if clock not in CLOCKS:
         raise NasError(f"latency model setting clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
     # A thread's CPU time misses the other threads' work and the GPU's.
@@ -220,7 +226,7 @@ class LatencyModel:
         self.repeats = repeats
         self.warmup = warmup
         self.device = torch.device(device) if device is not None else dist.device()
-        _check_clock(clock, self.device)
+        check_clock(clock, self.device)
         self.clock = clock
         self.setup = dict(network=self.network, **measurement_setup(
             self.device, batch, self.input_size, repeats=repeats, warmup=warmup, clock=clock))
@@ -283,9 +289,7 @@ class PerChoiceLatencyTable(LatencyModel):
         self.entries: dict[str, float] = document['entries']
         self.estimate_error: dict = document['estimate_error']
         _log(f'latency table {self.file.path} ({"reused" if self.reused else "measured"}; '
-             f'{len(self.entries)} entries in {UNIT}): sums of entries against '
-             f'{len(self.estimate_error["networks"])} whole networks timed end to end: mean error '
-             f'{self.estimate_error["mean_pct"]:.1f}%, worst {self.estimate_error["worst_pct"]:.1f}%')
+             f'{len(self.entries)} entries in {UNIT}): {describe_estimate_error(self.estimate_error)}')
 
     def parts(self) -> Iterator[tuple[str, Forward, torch.Tensor]]:
         raise NotImplementedError

@@ -12,6 +12,7 @@ from backbones.fna.adapted import PUBLISHED, build_adapted, remap_into_adapted
 from backbones.fna.layout import SearchLayout
 from backbones.fna.seed import create_seed, seed_definition
 from backbones.fna.super_net import FNASuperNet
+from conftest import one_torch_thread
 from nas_tasks.errors import NasError
 
 SEED_DEPTHS = {'mobilenetv2_100': (4, 4, 4, 4, 4, 1), 'mnasnet_100': (4, 4, 4, 4, 4, 1),
@@ -158,9 +159,9 @@ def test_super_network_trains_a_step_in_mmdet_and_mmseg(scope, config, batch, se
 
 
 def test_expected_cost_is_the_softmax_weighted_table_and_reaches_alpha():
-    from backbones.fna.costs import cost_table, expected_cost, table_provenance
+    from backbones.fna.costs import cost_table, expected_cost
     supernet = FNASuperNet(dict(name='mobilenetv2_100'), depths=(2, 1, 1, 1, 1, 1))
-    table = cost_table(supernet, (64, 64))
+    table = cost_table(supernet, (64, 64))['table']
     assert len(table) == 7 and table[1][-1] == 0.0  # a skip costs nothing
     assert all(value > 0 for row in table for value in row[:6])
     assert table[0][1] > table[0][0]  # e6 costs more than e3 at the same kernel
@@ -173,8 +174,35 @@ def test_expected_cost_is_the_softmax_weighted_table_and_reaches_alpha():
     cost.backward()
     assert supernet.arch_params.logits['first'].grad.abs().sum() > 0
 
-    latency = cost_table(supernet, (64, 64), metric='latency')
-    assert all(value > 0 for row in latency for value in row[:6])
-    provenance = table_provenance(supernet, (64, 64), 'latency')
-    assert provenance['unit'] == 'ms' and provenance['threads'] == torch.get_num_threads()
+
+
+def test_latency_table_is_timed_interleaved_and_checked_against_whole_adapted_networks():
+    """By CPU time on one thread (the machine's other jobs do not count), the sums of a
+    latency table's parts stay within 50% of sampled adapted networks timed whole."""
+    from backbones.fna.costs import cost_table
+    supernet = FNASuperNet(dict(name='mobilenetv2_100'), depths=(2, 1, 1, 1, 1, 1))
+    with one_torch_thread():
+        document = cost_table(supernet, (64, 64), metric='latency', clock='thread', repeats=3,
+                              warmup=1, check_networks=3)
+    assert all(value > 0 for row in document['table'] for value in row[:6])
+    assert document['table'][1][-1] == 0.0  # a skip costs nothing
+    provenance = document['provenance']
+    assert provenance['unit'] == 'ms' and provenance['threads'] == 1
+    assert provenance['clock'] == 'thread' and provenance['repeats'] == 3
     assert provenance['device'].startswith('cpu') and provenance['torch'] == torch.__version__
+    # The stem and the fixed stages every network runs, timed with the candidates.
+    assert set(document['fixed_ms']) == {'stem', 'fixed.0'} and all(
+        value > 0 for value in document['fixed_ms'].values())
+    error = document['estimate_error']
+    assert len(error['networks']) == 3
+    for check in error['networks']:
+        assert check['arch']['seed'] == 'mobilenetv2_100'
+        assert check['estimated_ms'] > sum(document['fixed_ms'].values()) and check['measured_ms'] > 0
+    assert error['mean_pct'] <= error['worst_pct'] < 50, error
+
+    with pytest.raises(NasError, match="clock='thread' times one CPU thread"):
+        with one_torch_thread():
+            torch.set_num_threads(2)
+            cost_table(supernet, (64, 64), metric='latency', clock='thread')
+    with pytest.raises(NasError, match='a madds table takes no timing settings'):
+        cost_table(supernet, (64, 64), clock='thread')

@@ -16,7 +16,6 @@ parameter adaptation starts from the seed, not from the super network.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -29,13 +28,13 @@ from nas_tasks import dist
 from nas_tasks.differentiable.task import DifferentiableSearchTask
 from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_torch_save, atomic_write_json
+from nas_tasks.latency import check_clock, describe_estimate_error
 from nas_tasks.workdir import SearchWorkDir
 
 from .adapted import FNA_SPACE, build_adapted, remap_into_adapted
 from .layout import SKIP
 from .remap import RemapReport, remap_state
-from .costs import (COST_METRICS, cost_table, expected_cost, load_table, save_table,
-                    table_provenance)
+from .costs import COST_METRICS, cost_table, expected_cost, load_table, save_table
 from .super_net import FNASuperNet, check_seed_settings
 
 COST_TABLE_FILE = 'cost_table.json'
@@ -43,7 +42,8 @@ WEIGHTS_FILE = 'adapted_weights.pth'
 REPORT_FILE = 'remap_report.json'
 # The paper's RetinaNet setting (official configs: sub_loss_factor 0.02, log_base 10,
 # MAdds counted at 800x1088).
-DEFAULT_COST = dict(metric='madds', weight=0.02, log_base=10, input_size=(800, 1088), table=None)
+DEFAULT_COST = dict(metric='madds', weight=0.02, log_base=10, input_size=(800, 1088), table=None,
+                    clock='wall')
 ADAPTED_INITS = ('seed', 'supernet')
 
 
@@ -105,11 +105,13 @@ class FNASearch(DifferentiableSearchTask):
         trainer: DifferentiableTrainer settings (FNA's scheme is forced:
             ``single_path=True, arch_paths='all'``).
         cost: ``dict(metric='madds' | 'latency', weight=λ, log_base=τ,
-            input_size=(h, w), table=None)``; the architecture loss adds
-            ``λ · log_τ(expected cost)``. The table is measured on this device
-            once and kept in the work directory (``cost_table.json``), or read
-            from ``table``: such a file measured elsewhere, e.g. latencies on
-            the device the network will run on (``tools/fna_cost_table.py``).
+            input_size=(h, w), table=None, clock='wall')``; the architecture
+            loss adds ``λ · log_τ(expected cost)``. The table is measured on
+            this device once and kept in the work directory
+            (``cost_table.json``), or read from ``table``: such a file measured
+            elsewhere, e.g. latencies on the device the network will run on
+            (``tools/fna_cost_table.py``). ``clock`` times a latency table
+            (``'thread'``: see :mod:`nas_tasks.latency`).
         adapted_init: where the adapted network's weights come from:
             ``'seed'`` (the official code: the seed remapped into it, nothing
             from the super network) or ``'supernet'`` (the super network's
@@ -140,6 +142,8 @@ class FNASearch(DifferentiableSearchTask):
         if unknown or self.cost['metric'] not in COST_METRICS:
             raise NasError(f'bad differentiable_search.cost {cost!r}: keys are '
                            f"{sorted(DEFAULT_COST)}, metric one of {sorted(COST_METRICS)}")
+        if self.cost['metric'] == 'latency' and self.cost['table'] is None:
+            check_clock(self.cost['clock'], dist.device())  # before any data is read
         if adapted_init not in ADAPTED_INITS:
             raise NasError(f'adapted_init must be one of {ADAPTED_INITS}, got {adapted_init!r}')
         self.adapted_init = adapted_init
@@ -193,19 +197,25 @@ class FNASearch(DifferentiableSearchTask):
         very table its run started with (a re-measured latency table would differ)."""
         kept = self.work_path / COST_TABLE_FILE
         source = kept if kept.is_file() else self.cost['table']
+        metric = self.cost['metric']
         if source is not None:
-            table = load_table(source, supernet, self.cost['metric'])
+            document = load_table(source, supernet, metric)
         else:
             # Rank 0 measures and every rank uses its table (latencies differ by rank).
-            table = (cost_table(supernet, self.cost['input_size'], self.cost['metric'])
-                     if dist.is_main_process() else None)
-            table = dist.broadcast_object(table)
-        if dist.is_main_process() and not kept.is_file():
-            provenance = (json.loads(Path(source).read_text())['provenance'] if source else
-                          table_provenance(supernet, self.cost['input_size'], self.cost['metric']))
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            save_table(kept, table, provenance)
-        return table
+            timing = dict(clock=self.cost['clock']) if metric == 'latency' else {}
+            document = (cost_table(supernet, self.cost['input_size'], metric, **timing)
+                        if dist.is_main_process() else None)
+            document = dist.broadcast_object(document)
+        if dist.is_main_process():
+            if not kept.is_file():
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                save_table(kept, document)
+            if 'estimate_error' in document:
+                # The search's log (the trainer's, opened early: the work dir was accepted).
+                SearchWorkDir(self.work_path).open_log().info(
+                    f'latency table {source or kept}: '
+                    f"{describe_estimate_error(document['estimate_error'], 'whole adapted networks')}")
+        return document['table']
 
 
 def inherit_from_supernet(supernet: FNASuperNet, arch: dict, state: dict

@@ -86,6 +86,7 @@ class FNASuperNet(nn.Module):
             raise NasError(f'searchable_norm must be one of {SEARCHABLE_NORMS}, got '
                            f'{searchable_norm!r}')
         self.width_noise = float(width_noise)
+        self.output_stride = output_stride
         self.definition = seed_definition(self.seed['name'])
         self.layout = SearchLayout(self.definition, depths, kernel_sizes, expansions)
         self._build(output_stride, searchable_norm)
