@@ -148,12 +148,7 @@ def test_neck_costs_follow_the_resolution_of_the_cells(estimator):
                (4, 5, 6, 'sum')]
     fine = cells_to_arch([(0, 1, 4, 'sum'), (1, 5, 4, 'sum')] + outputs)
     coarse = cells_to_arch([(3, 4, 7, 'sum'), (4, 5, 7, 'sum')] + outputs)
-    """A one-rank gloo group: inside process_local torch's, mmengine's and the suite's
-    helpers see no group (a proxy training runs as in one process); after it, even
-    after an exception, the same group is back and its collectives run."""
     fine_costs, coarse_costs = estimator.costs(fine), estimator.costs(coarse)
-    from mmengine import dist as mm_dist
-    from nas_tasks import dist
     # Two intermediate cells at P4 (16x16 at 128 px) cost more than at P7 (1x1);
     # every cell has the same weights whatever its inputs and level.
     assert fine_costs['flops'] > coarse_costs['flops'] > 0
@@ -161,7 +156,12 @@ def test_neck_costs_follow_the_resolution_of_the_cells(estimator):
 
 
 def test_process_local_hides_the_process_group_and_restores_it():
+    """A one-rank gloo group: inside process_local torch's, mmengine's and the suite's
+    helpers see no group (a proxy training runs as in one process); after it, even
+    after an exception, the same group is back and its collectives run."""
     import torch.distributed as torch_dist
+    from mmengine import dist as mm_dist
+    from nas_tasks import dist
     from nas_tasks.dist import process_local
     torch_dist.init_process_group('gloo', rank=0, world_size=1,
                                   init_method=f'tcp://127.0.0.1:{free_port()}')
