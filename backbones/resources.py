@@ -12,11 +12,13 @@ blocks; it has no final 1x1 conv and no classifier), one 224x224 image, and
 only the multiply-adds of the convolutions (bias excluded), one multiply-add
 counting as one FLOP. BN, ReLU, channel shuffle and concatenation count
 nothing. They are counted by torch's ``FlopCounterMode`` (convolutions and
-matrix products), see :func:`count_multiply_adds`. Parameters are all of the
-backbone's parameters, by mmengine's ``parameter_count``.
+matrix products), see :func:`count_multiply_adds`: the ``flops_convention``
+``macs_conv_matmul`` (FNA's MAdds too). Parameters are all of the backbone's
+parameters, by mmengine's ``parameter_count``.
 
 :func:`measure` is the general-purpose counter of the other tasks: mmengine's
-``FlopAnalyzer``, which also counts BN and upsampling. Needs neither mmcv nor mmdet.
+``FlopAnalyzer``, which also counts BN and upsampling, the ``flops_convention``
+``flops_mmengine``. Needs neither mmcv nor mmdet.
 """
 from typing import Mapping
 
@@ -24,6 +26,8 @@ import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from nas_tasks.result import MACS_CONV_MATMUL
 
 from .detnas_presets import VARIANTS, arch_to_choices, check_variant, layer_specs
 from .shufflenet_blocks import CHOICE_NAMES, ShuffleNetV2Block, build_stem
@@ -33,7 +37,8 @@ DETNAS_FLOPS_INPUT_SIZE = (224, 224)
 
 
 def measure(module: nn.Module, inputs: torch.Tensor) -> dict[str, float]:
-    """FLOPs (eval mode) and parameters of ``module`` on ``inputs``, by mmengine."""
+    """FLOPs (eval mode; ``flops_mmengine``) and parameters of ``module`` on ``inputs``, by
+    mmengine."""
     module.eval()
     analyzer = FlopAnalyzer(module, (inputs,))
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
@@ -56,13 +61,16 @@ def _detnas_costs(module: nn.Module, inputs: torch.Tensor) -> dict[str, float]:
 
 class DetNASCostTable:
     """Per-block costs of one DetNAS variant at one input size, counted as the
-    official DetNAS search does (see the module docstring).
+    official DetNAS search does (see the module docstring): its ``flops`` are
+    ``MACS_CONV_MATMUL``.
 
     Args:
         variant: 'small', 'large' or 'xlarge'.
         input_size: (height, width) of the image fed to the backbone; the
             paper's FLOPs classes (300M, 1.3G, 3.8G) are at 224x224.
     """
+
+    flops_convention = MACS_CONV_MATMUL
 
     def __init__(self, variant: str, input_size: tuple[int, int] = DETNAS_FLOPS_INPUT_SIZE):
         check_variant(variant)

@@ -63,6 +63,11 @@ class OneShotDetectionEstimator(Estimator):
         score_key: the metric that ranks candidates.
     """
 
+    @property
+    def flops_convention(self) -> str | None:
+        """The cost model's: it gives the costs (DetNASCostTable: MACS_CONV_MATMUL)."""
+        return getattr(self.cost_model, 'flops_convention', None)
+
     def __init__(self, space: CategoricalSpace, config: Config, cost_model: dict, seed: int = 0,
                  supernet_path: str = 'backbone', supernet_sampling: dict | None = None,
                  bn_recalibration_batches: int = 8, score_key: str = 'bbox_mAP_precise'):

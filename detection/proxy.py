@@ -37,7 +37,7 @@ from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Arch, Estimator
 from nas_tasks.registry import ESTIMATORS
-from nas_tasks.result import Result
+from nas_tasks.result import FLOPS_MMENGINE, Result
 from nas_tasks.search import runner_config
 from nas_tasks.runner import TrainingDiverged, make_runner
 from nas_tasks.seeding import seed_everything, seed_for
@@ -50,6 +50,8 @@ PYRAMID_PICTURE = 'pyramid.png'
 @ESTIMATORS.register_module()
 class ProxyDetectionEstimator(Estimator):
     """Scores neck architectures by proxy-task training and held-out COCO AP.
+
+    Its costs are the neck's, by mmengine's FlopAnalyzer (``flops_convention``).
 
     Every candidate is trained from the config's initial weights (random, or
     a pretrained backbone) with its ``train_cfg`` schedule on the training
@@ -68,6 +70,8 @@ class ProxyDetectionEstimator(Estimator):
         log_level: level of each proxy Runner's log (console and its log file
             under ``WORK_DIR/proxy/``); ``'INFO'`` keeps every training log.
     """
+
+    flops_convention = FLOPS_MMENGINE
 
     def __init__(self, space: CategoricalSpace, config: Config, seed: int = 0,
                  score_key: str = 'bbox_mAP_precise',

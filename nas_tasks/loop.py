@@ -27,7 +27,7 @@ from nas_tasks.estimators.base import Estimator
 from nas_tasks.io import append_jsonl, atomic_write_json, atomic_write_text, jsonl_line
 from nas_tasks.plots import plot_score_against_cost, plot_score_per_round
 from nas_tasks.report import write_candidates_report
-from nas_tasks.result import Result, ranking_score
+from nas_tasks.result import Result, arch_metrics, flops_convention_entry, ranking_score
 from nas_tasks.search_logging import SearchLog, round_scalars
 from nas_tasks.space import CategoricalSpace
 from nas_tasks.strategies.base import Strategy
@@ -193,8 +193,9 @@ class SearchLoop:
         self._save_checkpoint()
 
     def _record(self, arch: dict, result: Result) -> dict:
-        record = dict(round=self.round, arch=arch, score=result.score,
-                      costs={**result.costs, **self.extra_costs(arch)},
+        costs = {**result.costs, **self.extra_costs(arch)}
+        record = dict(round=self.round, arch=arch, score=result.score, costs=costs,
+                      **flops_convention_entry(costs, self.estimator.flops_convention),
                       metrics=result.metrics, status='failed' if result.failed else 'ok')
         if result.failed:
             record['error'] = result.failure_reason
@@ -333,10 +334,8 @@ class SearchLoop:
     def _finish(self) -> dict:
         best = self.best_record()
         if dist.is_main_process():
-            # The score last: a metric of the same name (e.g. CocoMetric's rounded
-            # bbox_mAP) must not replace the unrounded score that ranked the search.
-            metrics = {**best['metrics'], **best['costs'], self.score_name: best['score']}
-            self.space.save_arch(self.work_dir / BEST_ARCH_NAME, best["arch"], metrics)
+            self.space.save_arch(self.work_dir / BEST_ARCH_NAME, best["arch"],
+                                 arch_metrics(best, self.score_name))
             self._save_top_candidates()
             self.estimator.export(best['arch'], self.work_dir)
             self._plot()

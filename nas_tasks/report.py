@@ -41,9 +41,12 @@ def write_candidates_report(work_dir: str | Path, title: str, score_name: str, b
     costs = _keys(record.get('costs') for record in history)
     metrics = [key for key in _keys(record.get('metrics') for record in history) if key != score_name]
     failed = sum(row['status'] != 'ok' for row in rows)
+    # The flops heading names what they count (the records' flops_convention).
+    convention = next((r['flops_convention'] for r in history if r.get('flops_convention')), None)
+    labels = {'flops': f'flops ({convention})'} if convention else {}
     columns = ([Column('index', '#'), Column('round'), Column('status', numeric=False),
                 Column('score', score_name)]
-               + [Column(f'cost:{key}', key) for key in costs]
+               + [Column(f'cost:{key}', labels.get(key, key)) for key in costs]
                + [Column(f'metric:{key}', key) for key in metrics]
                + [Column('arch', numeric=False)] + ([Column('error', numeric=False)] if failed else []))
     distinct = len({to_json(record['arch'], sort_keys=True) for record in history})

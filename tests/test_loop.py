@@ -5,7 +5,7 @@ import pytest
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Estimator
 from nas_tasks.loop import SearchLoop
-from nas_tasks.result import Result
+from nas_tasks.result import FLOPS_CONVENTIONS, MACS_CONV_MATMUL, Result
 from nas_tasks.strategies import Evolution, RandomSearch
 from stand_in_estimators import make_space
 
@@ -17,6 +17,8 @@ class CountingEstimator(Estimator):
     ``crash_on_call=k`` kills the process (KeyboardInterrupt) at the k-th
     evaluation call; the loop evaluates one candidate per call.
     """
+
+    flops_convention = MACS_CONV_MATMUL
 
     def __init__(self, crash_on_call=None):
         self.calls = 0
@@ -60,8 +62,25 @@ def test_run_writes_records_checkpoint_plots_and_best(tmp_path):
     assert document['space'] == 'toy' and document['arch'] == best['arch']
     assert document['metrics']['hits'] == best['score']
     assert document['metrics']['flops'] == sum(v == 'd' for v in best['arch'].values())
+    # What flops counts is named in every record that holds them, and in best_arch.json.
+    assert all(r['flops_convention'] == MACS_CONV_MATMUL for r in records)
+    assert document['metrics']['flops_convention'] == MACS_CONV_MATMUL
     for plot in ('score_per_round.png', 'score_vs_flops.png'):
         assert (tmp_path / 'plots' / plot).read_bytes()[:4] == b'\x89PNG'
+
+
+def test_every_task_that_counts_flops_names_a_known_convention():
+    """DetNAS and FNA count conv/matmul multiply-adds, NAS-FPN and Auto-DeepLab mmengine's
+    FLOPs: each record's flops_convention says which."""
+    from backbones.fna.search_task import FNASearch
+    from backbones.resources import DetNASCostTable
+    from detection.proxy import ProxyDetectionEstimator
+    from nas_tasks.result import FLOPS_MMENGINE
+    from segmentation.auto_deeplab.search import AutoDeepLabSearch
+    assert DetNASCostTable.flops_convention == FNASearch.flops_convention == MACS_CONV_MATMUL
+    assert ProxyDetectionEstimator.flops_convention == AutoDeepLabSearch.flops_convention \
+        == FLOPS_MMENGINE
+    assert set(FLOPS_CONVENTIONS) == {MACS_CONV_MATMUL, FLOPS_MMENGINE}
 
 
 def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tmp_path):

@@ -47,6 +47,7 @@ def test_search_records_every_sampled_pyramid(search_dir):
         assert 0.0 <= candidate['score'] <= 1.0
         costs, metrics = candidate['costs'], candidate['metrics']
         assert costs['flops'] > 0 and costs['params'] > 0
+        assert candidate['flops_convention'] == 'flops_mmengine'
         parts = [metrics[f'seconds_{part}'] for part in ('training', 'inference', 'coco_eval')]
         assert all(seconds > 0 for seconds in parts)
         assert costs['seconds'] >= sum(parts)

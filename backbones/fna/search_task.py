@@ -29,6 +29,7 @@ from nas_tasks.differentiable.task import DifferentiableSearchTask
 from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_torch_save, atomic_write_json
 from nas_tasks.latency import check_clock, describe_estimate_error
+from nas_tasks.result import MACS_CONV_MATMUL, arch_metrics
 from nas_tasks.workdir import SearchWorkDir
 
 from .adapted import FNA_SPACE, build_adapted, remap_into_adapted
@@ -121,6 +122,8 @@ class FNASearch(DifferentiableSearchTask):
         seed, eval_interval, arch_fraction: see DifferentiableSearchTask.
     """
 
+    flops_convention = MACS_CONV_MATMUL
+
     def __init__(self, config, trainer: dict, cost: dict | None = None,
                  adapted_init: str = 'seed', eval_interval: int = 0, seed: int = 0,
                  arch_fraction: float = 0.5):
@@ -168,16 +171,16 @@ class FNASearch(DifferentiableSearchTask):
         return model.supernet.derived_arch()
 
     def costs(self, arch: dict) -> dict[str, float]:
-        """MAdds (the paper's unit) and parameters of the adapted backbone."""
+        """FLOPs as the paper's MAdds (``flops_convention``) and parameters of the adapted
+        backbone."""
         network = build_adapted(arch, features_only=True)
         inputs = torch.zeros(1, 3, *self.cost['input_size'])
-        return {'madds': count_multiply_adds(network, inputs),
+        return {'flops': count_multiply_adds(network, inputs),
                 'params': float(sum(p.numel() for p in network.parameters()))}
 
     def export(self, record: dict, work: SearchWorkDir) -> None:
         arch = record['arch']
-        FNA_SPACE.save_arch(work.best_arch_path, arch,
-                            {**record['metrics'], **record['costs'], self.score_name: record['score']})
+        FNA_SPACE.save_arch(work.best_arch_path, arch, arch_metrics(record, self.score_name))
         if self.seed_settings['weights'] is None:
             # Nothing learned to remap: the adapted network keeps timm's initialisation.
             state = build_adapted(arch, num_classes=0).state_dict()

@@ -30,6 +30,7 @@ from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.differentiable.trainer import DifferentiableTrainer
 from nas_tasks.errors import NasError, first_line
 from nas_tasks.report import write_epochs_report
+from nas_tasks.result import flops_convention_entry
 from nas_tasks.search_logging import SearchLog
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.workdir import SearchWorkDir
@@ -54,7 +55,8 @@ class DifferentiableSearchTask:
       after the global generators are seeded from ``seed``, so a rerun (and a
       resume, before it loads the checkpoint) starts from the same weights.
     * ``decode(model) -> dict``: the architecture the trained model stands for.
-    * ``costs(arch) -> dict[str, float]``: its FLOPs, parameters, latency ...
+    * ``costs(arch) -> dict[str, float]``: its FLOPs (``flops``, counted by the
+      class's ``flops_convention``), parameters, latency ...
     * ``export(record, work)``: the task's files; called on rank 0 only.
 
     and may override ``epoch_metrics(trainer, epoch, model, val_set)``
@@ -72,6 +74,8 @@ class DifferentiableSearchTask:
 
     score_name: str = ''
     default_scope: str = ''
+    # What ``costs()['flops']`` counts: a key of nas_tasks.result.FLOPS_CONVENTIONS.
+    flops_convention: str | None = None
     # Top-level config keys the task does not read, each with what stands for it:
     # such a key in the config is refused instead of being silently unused.
     unread_config_keys: dict[str, str] = {}
@@ -214,7 +218,8 @@ class DifferentiableSearchTask:
         metrics = self.evaluate(model, val_set)
         costs = self.costs(arch)
         metrics['decode_seconds'] = time.perf_counter() - start
-        return dict(arch=arch, score=self.score_of(metrics), costs=costs, metrics=metrics)
+        return dict(arch=arch, score=self.score_of(metrics), costs=costs,
+                    **flops_convention_entry(costs, self.flops_convention), metrics=metrics)
 
     # -- running ---------------------------------------------------------------
     def run(self, work_dir: str | Path, resume: bool = False) -> dict:

@@ -36,6 +36,9 @@ class Estimator:
     # itself (AutoGAN: the images of one reward), so the loop calls it on
     # every rank with every candidate instead of splitting the candidates.
     evaluates_collectively = False
+    # What the ``flops`` of ``costs`` counts: a key of nas_tasks.result.FLOPS_CONVENTIONS,
+    # written into every record that holds flops.
+    flops_convention: str | None = None
 
     def train_shared(self, work_dir: Path, resume: bool) -> None:
         """Train shared weights under ``work_dir``, or load them if already trained."""

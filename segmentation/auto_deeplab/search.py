@@ -25,6 +25,7 @@ from backbones.resources import measure
 from nas_tasks.builder import check_settings, settings_of
 from nas_tasks.differentiable.task import DifferentiableSearchTask
 from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
+from nas_tasks.result import FLOPS_MMENGINE, arch_metrics
 from nas_tasks.workdir import SearchWorkDir
 from segmentation.auto_deeplab.search_model import AutoDeepLabSearchModel
 
@@ -54,6 +55,7 @@ class AutoDeepLabSearch(DifferentiableSearchTask):
 
     score_name = 'mIoU'
     default_scope = 'mmseg'
+    flops_convention = FLOPS_MMENGINE  # the derived backbone's, by backbones.resources.measure
     unread_config_keys = {'model': 'its search network is differentiable_search.network and '
                                    'predicts the classes of train_dataloader.dataset'}
 
@@ -89,7 +91,6 @@ class AutoDeepLabSearch(DifferentiableSearchTask):
     def export(self, record: dict, work: SearchWorkDir) -> None:
         """``best_arch.json``, ``path.png`` and ``cell.png`` of ``record``."""
         arch = record['arch']
-        save_arch_document(work.best_arch_path, arch,
-                           {**record['metrics'], **record['costs'], self.score_name: record['score']})
+        save_arch_document(work.best_arch_path, arch, arch_metrics(record, self.score_name))
         draw_path(arch['path'], work / 'path.png')
         draw_genotype(arch['cell'], work / 'cell.png')
