@@ -11,6 +11,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
+from detection import DEFAULT_SCOPE
 from mmdet.registry import METRICS
 from nas_tasks.data_paths import check_dataset_paths  # noqa: F401  (used here by the estimators)
 from nas_tasks.dist import process_local
@@ -32,7 +33,7 @@ def build_full_split_loader(dataloader_cfg: dict, seed: int = 0) -> DataLoader:
     cfg.setdefault('sampler', dict(type='DefaultSampler', shuffle=False))
     # pycocotools prints while it indexes annotations; dataset and sampler
     # types are looked up in mmdet's registries.
-    with process_local(), DefaultScope.overwrite_default_scope('mmdet'), \
+    with process_local(), DefaultScope.overwrite_default_scope(DEFAULT_SCOPE), \
             contextlib.redirect_stdout(io.StringIO()):
         return Runner.build_dataloader(cfg, seed=seed)
 

@@ -17,6 +17,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from detection import DEFAULT_SCOPE
 from detection.data import build_held_out_split
 from detection.metrics import score_on_split
 from detection.one_shot import SUPERNET_WEIGHTS
@@ -193,7 +194,7 @@ class WithoutBNRecalibration(SearchAblation):
     def _evaluation_parts(self):
         """The trained supernet detector (its BN statistics as trained) and the held-out split."""
         if self._parts is None:
-            with DefaultScope.overwrite_default_scope('mmdet'):
+            with DefaultScope.overwrite_default_scope(DEFAULT_SCOPE):
                 model = MODELS.build(copy.deepcopy(self.runner_cfg.model))
             model.load_state_dict(safe_torch_load(self.weights))
             self._parts = (model.to(dist.device()).eval(), build_held_out_split(self.runner_cfg, self.seed))

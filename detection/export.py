@@ -26,8 +26,8 @@ from detection.nas_fpn.space import SPACE_NAME as NAS_FPN_SPACE
 from detection.one_shot import SUBNET_WEIGHTS, SUPERNET_WEIGHTS
 from nas_tasks.checkpoint import safe_torch_load
 from nas_tasks.errors import NasError
-from nas_tasks.export.adapter import (EXPORT_ADAPTERS, ExportAdapter, Reference, build_model,
-                                      load_strict)
+from detection import DEFAULT_SCOPE, EXPORT_ADAPTERS
+from nas_tasks.export.adapter import ExportAdapter, Reference, build_model, load_strict
 
 SUPERNET_DIR = 'supernet'
 BACKBONE_PREFIX = 'backbone.'
@@ -40,6 +40,7 @@ class DetNASExport(ExportAdapter):
     slot_types = ('DetNASSuperNet', 'DetNASBackbone')
     search_types = ('DetNASSuperNet',)
     plain_imports = ('backbones', 'detection')
+    default_scope = DEFAULT_SCOPE
 
     @property
     def _from_supernet(self) -> bool:
@@ -130,6 +131,7 @@ class NASFPNExport(ExportAdapter):
     slot = 'neck'
     slot_types = ('SearchableNASFPN',)
     plain_imports = ('detection',)
+    default_scope = DEFAULT_SCOPE
 
     def weights_note(self) -> str:
         return ('no weights from the search (the proxy trainings keep no checkpoint): the task '

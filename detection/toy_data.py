@@ -6,8 +6,9 @@
 * ``make_imagenet``: a torchvision ``ImageFolder`` tree of one shape per
   image, for pre-training the DetNAS supernet as a classifier.
 
-Both are registered in ``TOY_DATASETS`` as the ``coco`` and ``imagenet``
-commands of ``tools/make_toy_data.py``.
+:class:`CocoToyData` and :class:`ImageNetToyData` are the ``coco`` and
+``imagenet`` commands of ``tools/make_toy_data.py`` (entry points of
+``nas_tasks.toy_data`` in pyproject.toml).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import pycocotools.mask as mask_utils
 from nas_tasks.data_paths import register_data_hint
 from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_write_json
-from nas_tasks.registry import TOY_DATASETS
 from nas_tasks.toy_data import (GENERATOR_VERSION, SHAPES, SPLITS, Box, Shape, ToyDataLayout,
                                 check_positive, check_sizes_and_seed, generate, image_rng,
                                 make_shape, render, sample_box, save_png, try_place)
@@ -116,7 +116,6 @@ def make_coco(out_dir, num_train: int = 64, num_val: int = 16, num_heldout: int 
     return generate(out_dir, 'coco', params, _write_coco)
 
 
-@TOY_DATASETS.register_module(name='coco')
 class CocoToyData(ToyDataLayout):
     help = 'COCO-format detection data (square, disc)'
 
@@ -162,7 +161,6 @@ def make_imagenet(out_dir, num_classes: int = 4, per_class: int = 32,
     return generate(out_dir, 'imagenet', params, _write_imagenet)
 
 
-@TOY_DATASETS.register_module(name='imagenet')
 class ImageNetToyData(ToyDataLayout):
     help = 'ImageFolder classification data'
 

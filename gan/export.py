@@ -22,7 +22,8 @@ from gan.autogan.shared_training import SharedGANSettings
 from gan.autogan.space import SPACE_NAME
 from nas_tasks.checkpoint import safe_torch_load
 from nas_tasks.errors import NasError, first_line
-from nas_tasks.export.adapter import EXPORT_ADAPTERS, ExportAdapter, Reference, load_strict
+from gan import DEFAULT_SCOPE, EXPORT_ADAPTERS
+from nas_tasks.export.adapter import ExportAdapter, Reference, load_strict
 from nas_tasks.workdir import CHECKPOINT_NAME
 
 GENERATOR_SETTINGS = ('gf_dim', 'latent_dim', 'bottom_width')
@@ -35,10 +36,7 @@ class AutoGANExport(ExportAdapter):
     plain_imports = ('gan',)
     keeps_task_config = False
     input_name = 'z'
-
-    @property
-    def scope(self) -> str:
-        return 'mmengine'  # the generators are in mmengine's own MODELS
+    default_scope = DEFAULT_SCOPE  # the generators are in mmengine's own MODELS
 
     def check_task_config(self) -> None:
         estimator = self.task_cfg.get('estimator') or {}

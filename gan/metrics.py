@@ -7,7 +7,9 @@ from a local file, nothing downloaded) or a small classifier trained on the toy
 data (``ToyClassifier``). Both are torch-fidelity ``FeatureExtractorBase``
 modules that take uint8 ``B x 3 x H x W`` batches and name their IS and FID
 layers through ``get_default_feature_layer_for_metric``, so the toy search is
-scored through the same code path as the real one.
+scored through the same code path as the real one. They live in
+:mod:`gan.feature_extractors`, imported (with torch-fidelity) when the first
+extractor is built: importing the task imports no torch-fidelity.
 
 The arithmetic is torch-fidelity's own (``isc_features_to_metric``,
 ``fid_features_to_statistics``, ``fid_statistics_to_metric``); this module only
@@ -17,27 +19,22 @@ goes to the extractor in batches, without a round trip through image files.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.registry import DefaultScope, Registry
 from torch import nn
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.feature_extractor_inceptionv3 import (URL_INCEPTION_V3,
-                                                          FeatureExtractorInceptionV3)
-from torch_fidelity.metric_fid import (KEY_METRIC_FID, fid_features_to_statistics,
-                                       fid_statistics_to_metric)
-from torch_fidelity.metric_isc import (KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD,
-                                       isc_features_to_metric)
 
 from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_write
 
-GAN_FEATURE_EXTRACTORS = Registry('GAN feature extractor', scope='nas_tasks')
+if TYPE_CHECKING:
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
-INCEPTION_WEIGHTS_FILE = URL_INCEPTION_V3.rsplit('/', 1)[-1]
+GAN_FEATURE_EXTRACTORS = Registry('GAN feature extractor', scope='nas_tasks',
+                                  locations=['gan.feature_extractors'])
 
 # A generator callable: ``sample(n)`` returns n images in [-1, 1], n x 3 x H x W.
 Sampler = Callable[[int], torch.Tensor]
@@ -45,21 +42,11 @@ Sampler = Callable[[int], torch.Tensor]
 
 def build_feature_extractor(cfg: dict, device: str | torch.device = 'cpu') -> FeatureExtractorBase:
     """The extractor ``cfg`` names, on ``device``, frozen in eval mode."""
-    # Our own scope: under mmdet's default scope mmengine would warn that it has no such registry.
+    # The registry's own scope: under a run's (mmengine's in a GAN training Runner)
+    # mmengine would warn that this registry has no such child.
     with DefaultScope.overwrite_default_scope('nas_tasks'):
         extractor = GAN_FEATURE_EXTRACTORS.build(cfg)
     return extractor.to(device).requires_grad_(False).eval()
-
-
-@GAN_FEATURE_EXTRACTORS.register_module(name='InceptionV3Compat')
-def inception_v3_compat(weights_path: str | None = None) -> FeatureExtractorInceptionV3:
-    """torch-fidelity's ``inception-v3-compat`` from a local copy of its weights."""
-    if weights_path is None or not Path(weights_path).is_file():
-        where = f'put it at {weights_path}' if weights_path else "set the extractor's weights_path"
-        raise NasError(f'Inception weights not found: download {INCEPTION_WEIGHTS_FILE} '
-                       f'(torch-fidelity {URL_INCEPTION_V3}) and {where}')
-    return FeatureExtractorInceptionV3('inception-v3-compat', ['logits_unbiased', '2048'],
-                                       feature_extractor_weights_path=str(weights_path))
 
 
 class ToyClassifier(nn.Module):
@@ -86,34 +73,6 @@ class ToyClassifier(nn.Module):
                               align_corners=False)
         pooled = self.features(x)
         return pooled, self.head(pooled)
-
-
-@GAN_FEATURE_EXTRACTORS.register_module(name='ToyClassifier')
-class ToyClassifierExtractor(FeatureExtractorBase):
-    """A trained :class:`ToyClassifier` as an IS (``logits``) / FID (``pool``) extractor."""
-
-    def __init__(self, weights_path: str | None = None, num_classes: int = 10, width: int = 32):
-        super().__init__('toy-classifier', ['pool', 'logits'])
-        if weights_path is None or not Path(weights_path).is_file():
-            raise NasError(f'toy classifier weights not found: {weights_path}; '
-                           'train the classifier on the toy data first')
-        self.classifier = ToyClassifier(num_classes, width)
-        self.classifier.load_state_dict(torch.load(weights_path, map_location='cpu'))
-
-    @staticmethod
-    def get_provided_features_list():
-        return 'pool', 'logits'
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return {'isc': 'logits', 'fid': 'pool'}[metric]
-
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.classifier(dequantise(x))
 
 
 # --- feeding the extractor ---
@@ -176,6 +135,9 @@ class InceptionScore:
 
     def of_features(self, logits: torch.Tensor) -> tuple[float, float]:
         """IS of images whose IS-layer features (logits) are given."""
+        from torch_fidelity.metric_isc import (KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD,
+                                               isc_features_to_metric)
+
         # The official code splits in order, without shuffling.
         score = isc_features_to_metric(logits, splits=self.splits, shuffle=False)
         return score[KEY_METRIC_ISC_MEAN], score[KEY_METRIC_ISC_STD]
@@ -184,6 +146,8 @@ class InceptionScore:
 # --- FID ---
 
 def statistics_of(features: torch.Tensor) -> dict[str, np.ndarray]:
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
     # float64 features give float64 mu and sigma, the dtype TTUR's files hold.
     return fid_features_to_statistics(features.double())
 
@@ -248,6 +212,8 @@ class FrechetInceptionDistance:
 
     def of_features(self, features: torch.Tensor) -> float:
         """FID of images whose FID-layer features are given, against the real statistics."""
+        from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
         real = self.real_statistics()
         fake = statistics_of(features)
         if real['mu'].shape != fake['mu'].shape:

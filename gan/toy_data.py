@@ -1,6 +1,7 @@
 """A toy CIFAR-10 in the real python-batch format, drawn with :mod:`nas_tasks.toy_data`.
 
-``tools/make_toy_data.py cifar10 OUT_DIR`` writes ``OUT_DIR/cifar-10-batches-py/``
+``tools/make_toy_data.py cifar10 OUT_DIR`` (:class:`Cifar10ToyData`, an entry point of
+``nas_tasks.toy_data`` in pyproject.toml) writes ``OUT_DIR/cifar-10-batches-py/``
 with ``data_batch_1`` .. ``data_batch_5``, ``test_batch`` and ``batches.meta``.
 ``torchvision.datasets.CIFAR10`` checks every file's MD5 against the real
 CIFAR-10's, which no other data can pass, so :class:`ToyCIFAR10` is that class
@@ -25,7 +26,6 @@ import numpy as np
 from torchvision.datasets import CIFAR10
 
 from nas_tasks.io import atomic_write
-from nas_tasks.registry import TOY_DATASETS
 from nas_tasks.toy_data import (ToyDataLayout, check_positive, check_sizes_and_seed, generate,
                                 image_rng, make_shape, render, sample_box)
 
@@ -133,7 +133,6 @@ def make_cifar10(out_dir, train_per_class: int = 100, test_per_class: int = 20,
     return generate(out_dir, 'cifar10', params, _write_cifar10)
 
 
-@TOY_DATASETS.register_module(name='cifar10')
 class Cifar10ToyData(ToyDataLayout):
     help = 'CIFAR-10 python batches: 10 shape/colour classes of 32x32 images'
 

@@ -12,6 +12,3 @@ ESTIMATORS = Registry('estimator', scope='nas_tasks')
 COST_MODELS = Registry('cost model', scope='nas_tasks')
 # Gradient-based searches (a trainer over architecture parameters, not ask/tell).
 DIFFERENTIABLE_SEARCHES = Registry('differentiable search', scope='nas_tasks')
-# Synthetic data layouts for tools/make_toy_data.py (nas_tasks.toy_data.ToyDataLayout),
-# registered by the task that reads them.
-TOY_DATASETS = Registry('toy dataset', scope='nas_tasks')

@@ -134,7 +134,7 @@ def run_search(config_path: str, work_dir: str | None, resume: bool, cfg_options
 
     cfg = load_config(config_path, cfg_options)
     check_search_keys(cfg)
-    register_all_modules()
+    register_all_modules(cfg.get('default_scope'))
     dist.init_distributed(launcher)
     work_dir_path = Path(work_dir or Path('work_dirs') / Path(config_path).stem)
     if 'differentiable_search' in cfg:

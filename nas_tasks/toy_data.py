@@ -1,9 +1,9 @@
 """The drawing library behind the small synthetic datasets for smoke tests, tutorials and CI.
 
 The core draws and saves; each task package writes its own layouts with it
-and registers them in :data:`nas_tasks.registry.TOY_DATASETS`, which is how
-``tools/make_toy_data.py <layout>`` finds them (``coco`` and ``imagenet`` in
-``detection.toy_data``, ``cityscapes`` in ``segmentation.toy_data``).
+and declares each as an entry point of the ``nas_tasks.toy_data`` group
+(pyproject.toml), which is how ``tools/make_toy_data.py <layout>`` finds them
+without importing any task (:func:`nas_tasks.modules.toy_data_layouts`).
 
 Here: shapes inscribed in boxes, rasterised exactly as pycocotools decodes
 them, placed without hiding each other, rendered on a noisy background and
@@ -298,8 +298,8 @@ def generate(out_dir, layout: str, params: dict, write: Callable[..., None]) -> 
 class ToyDataLayout:
     """One ``tools/make_toy_data.py <name> OUT_DIR [options]`` command.
 
-    A task registers a subclass under the layout's name in ``TOY_DATASETS``;
-    the tool adds the ``out_dir`` argument itself.
+    A task declares a subclass under the layout's name in the ``nas_tasks.toy_data``
+    entry-point group; the tool adds the ``out_dir`` argument itself.
     """
 
     help = ''

@@ -12,7 +12,8 @@ written out and the arch inlined in ``AutoDeepLabBackbone``.
 from __future__ import annotations
 
 from backbones.auto_deeplab.arch import SPACE_NAME
-from nas_tasks.export.adapter import EXPORT_ADAPTERS, ExportAdapter
+from nas_tasks.export.adapter import ExportAdapter
+from segmentation import DEFAULT_SCOPE, EXPORT_ADAPTERS
 from segmentation.auto_deeplab.segmentor import wire_decode_head
 
 
@@ -22,6 +23,7 @@ class AutoDeepLabExport(ExportAdapter):
     slot_types = ('AutoDeepLabBackbone',)
     search_types = ('AutoDeepLabSearchNet',)
     plain_imports = ('backbones',)
+    default_scope = DEFAULT_SCOPE
 
     def weights_note(self) -> str:
         return ('no weights from the search (the derived network is trained from scratch): the '

@@ -3,8 +3,8 @@
 ``make_cityscapes`` writes street scenes in the Cityscapes layout and file
 names (``leftImg8bit/``, ``gtFine/`` with ``*_labelIds.png`` and the
 ``*_labelTrainIds.png`` that :mod:`segmentation.cityscapes` converts them
-to); registered in ``TOY_DATASETS`` as the ``cityscapes`` command of
-``tools/make_toy_data.py``.
+to); :class:`CityscapesToyData` is the ``cityscapes`` command of
+``tools/make_toy_data.py`` (an entry point of ``nas_tasks.toy_data`` in pyproject.toml).
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import numpy as np
 
 from nas_tasks.data_paths import register_data_hint
 from nas_tasks.errors import NasError
-from nas_tasks.registry import TOY_DATASETS
 from nas_tasks.toy_data import (SPLITS, Box, Shape, ToyDataLayout, check_positive,
                                 check_sizes_and_seed, clipped_box, generate, image_rng, polygon,
                                 rasterize, render, saturated_colour, save_png)
@@ -149,7 +148,6 @@ def make_cityscapes(out_dir, num_train: int = 16, num_val: int = 8,
     return generate(out_dir, 'cityscapes', params, _write_cityscapes)
 
 
-@TOY_DATASETS.register_module(name='cityscapes')
 class CityscapesToyData(ToyDataLayout):
     help = 'street scenes in the Cityscapes layout (leftImg8bit/, gtFine/)'
 

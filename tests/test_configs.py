@@ -113,7 +113,8 @@ def build_gan_search_networks(cfg) -> None:
 
 
 def build_model(cfg, scope: str | None = None) -> None:
-    scope = scope or cfg.get('default_scope', 'mmdet')
+    # The scope a Runner builds the config in: its default_scope, else mmengine's own.
+    scope = scope or cfg.get('default_scope', 'mmengine')
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
     # ConfigDict: mmdet's detectors read train_cfg.rpn and the like as attributes.
     model_cfg = ConfigDict(without_weights(copy.deepcopy(cfg.model.to_dict())))

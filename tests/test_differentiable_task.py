@@ -108,7 +108,7 @@ def test_halves_are_datasets_of_the_config_split_by_the_seed(toy_coco, tmp_path)
         # A config that already picks images: the halves split what it picks.
         picked = cfg.train_dataloader.dataset.copy()
         picked['indices'] = [15, 3, 8, 0, 11, 6]
-        picked_set = task._datasets_registry().build(picked)
+        picked_set = task._build_dataset(picked)
         halves = ToyDetectionSearch(cfg, TRAINER).halves(picked, picked_set)
         assert sorted(image_ids(halves[0]) + image_ids(halves[1])) == sorted(image_ids(picked_set))
 

@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
-from gan.metrics import (GAN_FEATURE_EXTRACTORS, INCEPTION_WEIGHTS_FILE, FrechetInceptionDistance,
-                         InceptionScore, ToyClassifier, build_feature_extractor,
-                         generated_batches, quantise, statistics_path)
+from gan.feature_extractors import INCEPTION_WEIGHTS_FILE
+from gan.metrics import (GAN_FEATURE_EXTRACTORS, FrechetInceptionDistance, InceptionScore,
+                         ToyClassifier, build_feature_extractor, generated_batches, quantise,
+                         statistics_path)
 from nas_tasks.errors import NasError
 
 NUM_CLASSES = 10

@@ -8,7 +8,7 @@ import torchvision
 
 from gan.toy_data import CLASS_NAMES, FOLDER, ToyCIFAR10, make_cifar10
 from nas_tasks.errors import NasError
-from nas_tasks.registry import TOY_DATASETS
+from nas_tasks.modules import load_toy_data_layout
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +50,7 @@ def test_classes_differ_and_output_is_deterministic(toy_root, tmp_path):
 
 
 def test_registered_layout_and_bad_arguments(tmp_path):
-    layout = TOY_DATASETS.get('cifar10')
+    layout = load_toy_data_layout('cifar10')
     parser = argparse.ArgumentParser()
     layout.add_arguments(parser)
     args = parser.parse_args(['--train-per-class', '1', '--test-per-class', '1'])

@@ -1,6 +1,10 @@
-"""The core stands below the tasks: nas_tasks/ imports no task package, and
-every task package plugs in through the ``nas_tasks.tasks`` entry-point group."""
+"""The core stands below the tasks: nas_tasks/ imports no task package and no task
+library (mmdet, mmseg), and every task package plugs in through the
+``nas_tasks.tasks`` entry-point group and registers its own library."""
 import ast
+import json
+import subprocess
+import sys
 import tomllib
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -13,6 +17,8 @@ from nas_tasks.modules import TASKS_GROUP, import_task_packages, task_entry_poin
 
 REPO = Path(__file__).resolve().parents[1]
 CORE = 'nas_tasks'
+# The libraries task packages are built on; each task registers its own.
+TASK_LIBRARIES = {'mmdet', 'mmseg'}
 # Calls that import the module named by their first argument.
 IMPORT_CALLS = {'import_module', '__import__'}
 
@@ -74,15 +80,55 @@ def test_scanner_finds_a_planted_task_import():
                                           'segmentation': 7, 'backbones': 8}
 
 
-def test_core_imports_no_task_package():
-    tasks = task_packages()
+def core_imports_of(packages: set[str]) -> list[str]:
+    """``path:line imports package`` for each import of one of ``packages`` under nas_tasks/."""
     core_files = sorted((REPO / CORE).rglob('*.py'))
     assert REPO / CORE / 'modules.py' in core_files
-    offending = [f'{path.relative_to(REPO)}:{line} imports {package}'
-                 for path in core_files
-                 for package, line in imported_packages(path.read_text()).items()
-                 if package in tasks]
+    return [f'{path.relative_to(REPO)}:{line} imports {package}'
+            for path in core_files
+            for package, line in imported_packages(path.read_text()).items()
+            if package in packages]
+
+
+def test_core_imports_no_task_package():
+    offending = core_imports_of(task_packages())
     assert not offending, 'the core must not import a task package:\n' + '\n'.join(offending)
+
+
+def test_scanner_finds_a_planted_library_import():
+    planted = ('def register():\n'
+               '    from mmdet.utils import register_all_modules\n'
+               'import mmseg.registry\n')
+    assert set(imported_packages(planted)) & TASK_LIBRARIES == TASK_LIBRARIES
+
+
+def test_core_imports_no_task_library():
+    offending = core_imports_of(TASK_LIBRARIES)
+    assert not offending, ('the core must not import mmdet or mmseg (the task packages register '
+                           'them):\n' + '\n'.join(offending))
+
+
+def test_each_task_registers_its_library_and_no_global_scope():
+    """After register_all_modules() mmdet's and mmseg's modules are registered, by the
+    task packages, and no default scope is set; a run's scope is its config's."""
+    code = (
+        'import json\n'
+        'from mmengine.registry import DefaultScope\n'
+        'from nas_tasks.modules import register_all_modules\n'
+        'register_all_modules()\n'
+        'from mmdet.registry import MODELS as DET\n'
+        'from mmseg.registry import MODELS as SEG\n'
+        'scope = DefaultScope.get_current_instance()\n'
+        'after = [scope and scope.scope_name]\n'
+        "register_all_modules('mmseg')\n"
+        'after.append(DefaultScope.get_current_instance().scope_name)\n'
+        "print(json.dumps(dict(scopes=after, det='RetinaNet' in DET.module_dict,\n"
+        "                      seg='EncoderDecoder' in SEG.module_dict)))\n")
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == dict(scopes=[None, 'mmseg'], det=True, seg=True)
 
 
 def test_every_task_package_is_an_entry_point():

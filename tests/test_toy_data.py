@@ -198,18 +198,32 @@ def test_cli_fills_an_empty_directory(tmp_path):
     assert len(list(tmp_path.glob('train/*/*.png'))) == 4
 
 
-def test_tasks_register_their_layouts():
-    # The tool finds its layouts here; the core names none of them.
-    from nas_tasks.modules import register_all_modules
-    from nas_tasks.registry import TOY_DATASETS
-    register_all_modules()
-    # In the entry points' name order: detection, gan, segmentation.
-    assert list(TOY_DATASETS.module_dict) == ['coco', 'imagenet', 'cifar10', 'cityscapes']
-    assert TOY_DATASETS.get('coco').make.__module__ == 'detection.toy_data'
-    assert TOY_DATASETS.get('cifar10').make.__module__ == 'gan.toy_data'
+def test_tasks_declare_their_layouts():
+    # The tool finds its layouts as entry points (pyproject.toml); the core names none of them.
+    from nas_tasks.modules import load_toy_data_layout, toy_data_layouts
+    assert list(toy_data_layouts()) == ['cifar10', 'cityscapes', 'coco', 'imagenet']
+    assert load_toy_data_layout('coco').make.__module__ == 'detection.toy_data'
+    assert load_toy_data_layout('cifar10').make.__module__ == 'gan.toy_data'
+    with pytest.raises(NasError, match="no toy data layout 'pascal'; the installed ones are: "
+                                       'cifar10, cityscapes, coco, imagenet'):
+        load_toy_data_layout('pascal')
 
 
 def test_cli_lists_every_registered_layout():
     result = _run_cli('--help')
     assert result.returncode == 0, result.stderr
-    assert '{coco,imagenet,cifar10,cityscapes}' in result.stdout
+    assert '{cifar10,cityscapes,coco,imagenet}' in result.stdout
+
+
+def test_cli_layout_help_lists_its_options():
+    result = _run_cli('cityscapes', '--help')
+    assert result.returncode == 0, result.stderr
+    assert 'Cityscapes layout' in result.stdout and '--height' in result.stdout
+
+
+def test_cli_write_error_is_one_line(tmp_path):
+    (tmp_path / 'a_file').write_text('')
+    result = _run_cli('imagenet', tmp_path / 'a_file' / 'toy')
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith('error: cannot write the imagenet toy data')

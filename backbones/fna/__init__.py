@@ -4,4 +4,3 @@ from .adapted import FNA_SPACE, FNABackbone, build_adapted, remap_into_adapted
 from .super_net import FNASuperNet
 
 __all__ = ['FNA_SPACE', 'FNABackbone', 'FNASuperNet', 'build_adapted', 'remap_into_adapted']
-from . import export  # noqa: F401,E402  (registers the FNA export adapter)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nas_tasks.export.adapter import EXPORT_ADAPTERS, ExportAdapter
+from backbones import EXPORT_ADAPTERS
+from nas_tasks.export.adapter import ExportAdapter
 
 from .adapted import SPACE_NAME
 from .search_task import WEIGHTS_FILE

@@ -20,6 +20,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from detection import DEFAULT_SCOPE
 from detection.nas_fpn.space import NASFPNSpace
 from nas_tasks.latency import Forward, WholeNetworkLatency
 from nas_tasks.registry import COST_MODELS
@@ -47,7 +48,7 @@ class NASFPNLatency(WholeNetworkLatency):
     def whole_network(self, arch: Arch) -> tuple[Forward, torch.Tensor]:
         model_cfg = copy.deepcopy(self.model_cfg)
         model_cfg.neck.arch = dict(arch)
-        with DefaultScope.overwrite_default_scope('mmdet'):
+        with DefaultScope.overwrite_default_scope(DEFAULT_SCOPE):
             detector = self.place(MODELS.build(model_cfg))
         return functools.partial(detector, mode='tensor'), self.zeros()
 

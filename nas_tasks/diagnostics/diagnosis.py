@@ -101,7 +101,7 @@ def run_diagnosis(config_path: str, work_dir: str, cfg_options: dict, launcher: 
     if not work.is_dir():
         raise NasError(f'work dir {work} does not exist; give the --work-dir of a search')
     settings = DiagnoseSettings.from_config(cfg)
-    register_all_modules()
+    register_all_modules(cfg.get('default_scope'))
     dist.init_distributed(launcher)
     return Diagnosis(cfg, work, settings, retry_failed).run()
 

@@ -9,7 +9,6 @@ Evaluator, the result record, and the resume of a finished search.
 from __future__ import annotations
 
 import copy
-import importlib
 import math
 import numbers
 import time
@@ -20,7 +19,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
-from mmengine.registry import DefaultScope
+from mmengine.registry import DATASETS, DefaultScope
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -128,14 +127,16 @@ class DifferentiableSearchTask:
         return {}
 
     # -- data ------------------------------------------------------------------
-    def _datasets_registry(self):
-        return importlib.import_module(f'{self.default_scope}.registry').DATASETS
+    def _build_dataset(self, dataset_cfg: dict):
+        """``dataset_cfg`` built in the task's scope (its library's DATASETS)."""
+        with DefaultScope.overwrite_default_scope(self.default_scope):
+            return DATASETS.build(dataset_cfg)
 
     def build_dataset(self, split: str):
         """The ``<split>_dataloader.dataset`` of the config, its paths checked first."""
         dataset_cfg = self.config[f'{split}_dataloader']['dataset']
         check_dataset_paths(dataset_cfg, split)
-        return self._datasets_registry().build(dataset_cfg)
+        return self._build_dataset(dataset_cfg)
 
     def halves(self, dataset_cfg: dict, dataset: Sequence) -> tuple[Any, Any]:
         """The weight half and the architecture half of ``dataset``, built from ``dataset_cfg``.
@@ -165,7 +166,7 @@ class DifferentiableSearchTask:
         cfg['indices'] = (positions if given is None or isinstance(given, int)
                           else [given[p] for p in positions])
         try:
-            return self._datasets_registry().build(cfg)
+            return self._build_dataset(cfg)
         except TypeError as error:
             raise NasError(f"train_dataloader.dataset ({cfg.get('type')}) cannot be split into "
                            "the search's halves with indices= (mmengine BaseDataset's argument): "

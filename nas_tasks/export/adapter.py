@@ -9,6 +9,12 @@ A task registers one adapter per kind of arch document it writes
         slot = 'backbone'                      # where model.<slot>.arch goes
         slot_types = ('MyBackbone', 'MySuperNet')  # what model.<slot> may be
         search_types = ('MySuperNet',)         # what a plain config must never name
+        default_scope = 'my_library'           # unless the task config sets default_scope
+
+or, so that importing the task imports neither its adapters nor ONNX, in a
+registry of its own made at import by :func:`task_export_adapters`
+(``EXPORT_ADAPTERS = task_export_adapters('my_task.export')`` in the task's
+``__init__``), whose module is imported when :func:`adapter_for` looks.
 
 The base class covers the common case, a module that takes ``arch=`` in the
 task config's model (a fine-tuning config): the reference is that model with
@@ -74,6 +80,9 @@ class ExportAdapter:
     # schedule (a network exported on its own, such as a GAN's generator).
     keeps_task_config = True
     input_name = 'inputs'  # the ONNX graph's input
+    # The registry scope the task's models are built in, when the task config
+    # sets no default_scope (a task that serves several libraries leaves it unset).
+    default_scope: str | None = None
 
     def __init__(self, found: FoundModel, task_cfg: Config, checkpoint: str | None = None,
                  seed: int = 0):
@@ -98,8 +107,14 @@ class ExportAdapter:
     # -- what the task says -----------------------------------------------------
     @property
     def scope(self) -> str:
-        """The registry scope the model is built in: the config's ``default_scope``."""
-        return self.task_cfg.get('default_scope') or 'mmdet'
+        """The registry scope the model is built in: the task config's ``default_scope``,
+        else the task's own."""
+        scope = self.task_cfg.get('default_scope') or self.default_scope
+        if not scope:
+            raise NasError(f'the task config sets no default_scope and {type(self).__name__} '
+                           "names none: set default_scope (the registry scope of the config's "
+                           'model) in the task config')
+        return scope
 
     def model_cfg(self) -> dict:
         return copy.deepcopy(self.task_cfg.to_dict()['model'])
@@ -207,12 +222,33 @@ def load_strict(model: nn.Module, path: Path) -> None:
         raise NasError(f'{path} does not fit the model: {first_line(error)}') from error
 
 
+def task_export_adapters(location: str) -> Registry:
+    """A task's export-adapter registry: a child of :data:`EXPORT_ADAPTERS` whose
+    adapters are registered by the module ``location``, imported (with ONNX and
+    whatever else an export needs) only when :func:`adapter_for` looks."""
+    return Registry('export adapter', parent=EXPORT_ADAPTERS, scope=location.split('.')[0],
+                    locations=[location])
+
+
+def registered_adapters() -> list[type[ExportAdapter]]:
+    """Every adapter: those of :data:`EXPORT_ADAPTERS` and of the tasks' registries,
+    whose modules are imported now."""
+    registries = [EXPORT_ADAPTERS, *EXPORT_ADAPTERS.children.values()]
+    for registry in registries:
+        try:
+            registry.import_from_location()
+        except Exception as error:  # noqa: BLE001  (any error of a task's adapter module)
+            raise NasError(f'the export adapters of {registry.scope} failed to import: '
+                           f'{type(error).__name__}: {first_line(error)}') from error
+    return [adapter for registry in registries for adapter in registry.module_dict.values()]
+
+
 def adapter_for(found: FoundModel) -> type[ExportAdapter]:
     """The registered adapter whose ``spaces`` hold the found document's space."""
-    for adapter in EXPORT_ADAPTERS.module_dict.values():
+    adapters = registered_adapters()
+    for adapter in adapters:
         if found.space_name in adapter.spaces:
             return adapter
-    known = sorted(space for adapter in EXPORT_ADAPTERS.module_dict.values()
-                   for space in adapter.spaces)
+    known = sorted(space for adapter in adapters for space in adapter.spaces)
     raise NasError(f"no export adapter for space '{found.space_name}' ({found.arch_path}); "
                    f"adapters exist for: {', '.join(known) or 'none'}")

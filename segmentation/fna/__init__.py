@@ -3,12 +3,13 @@ of mmseg's DeepLabv3 (ASPP head, output stride 16), scored by mIoU. The
 official code never released this search (JaminFong/FNA issue #21)."""
 from backbones.fna.search_task import FNASearch
 from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
+from segmentation import DEFAULT_SCOPE
 
 
 @DIFFERENTIABLE_SEARCHES.register_module()
 class FNASegmentationSearch(FNASearch):
     score_name = 'mIoU'
-    default_scope = 'mmseg'
+    default_scope = DEFAULT_SCOPE
 
 
 __all__ = ['FNASegmentationSearch']
