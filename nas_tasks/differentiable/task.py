@@ -45,7 +45,7 @@ class DifferentiableSearchTask:
 
     Subclasses set the class attributes ``score_name`` (the evaluator's key
     that scores the result, e.g. ``'mIoU'``, ``'coco/bbox_mAP'``) and
-    ``default_scope`` (``'mmseg'`` or ``'mmdet'``: the registry the datasets
+    ``default_scope`` (the task package's ``DEFAULT_SCOPE``: the registry the datasets
     and the evaluator are built from), and implement:
 
     * ``build_search_model(train_set) -> nn.Module``: a model that meets the

@@ -27,6 +27,7 @@ from nas_tasks.differentiable.task import DifferentiableSearchTask
 from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
 from nas_tasks.result import FLOPS_MMENGINE, arch_metrics
 from nas_tasks.workdir import SearchWorkDir
+from segmentation import DEFAULT_SCOPE
 from segmentation.auto_deeplab.search_model import AutoDeepLabSearchModel
 
 # Arguments the task passes itself; a config cannot set them.
@@ -54,7 +55,7 @@ class AutoDeepLabSearch(DifferentiableSearchTask):
     """
 
     score_name = 'mIoU'
-    default_scope = 'mmseg'
+    default_scope = DEFAULT_SCOPE
     flops_convention = FLOPS_MMENGINE  # the derived backbone's, by backbones.resources.measure
     unread_config_keys = {'model': 'its search network is differentiable_search.network and '
                                    'predicts the classes of train_dataloader.dataset'}
