@@ -15,9 +15,12 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from nas_tasks.io import atomic_write  # noqa: E402
 
 
+SAVE_DPI = 110
+
+
 def _save_atomically(figure, path: Path, tight: bool = True) -> None:
     try:
-        atomic_write(path, lambda f: figure.savefig(f, format='png', dpi=110,
+        atomic_write(path, lambda f: figure.savefig(f, format='png', dpi=SAVE_DPI,
                                                      bbox_inches='tight' if tight else None))
     finally:
         plt.close(figure)
@@ -147,7 +150,8 @@ def _number(value) -> float:
 
 
 def plot_arch_weights(history: Sequence[dict], path_dir: str | Path,
-                      op_names: dict[str, Sequence[str]] | None = None) -> list[Path]:
+                      op_names: dict[str, Sequence[str]] | None = None,
+                      row_names: dict[str, Sequence[str]] | None = None) -> list[Path]:
     """How a differentiable search's architecture weights evolve: one PNG per group.
 
     ``history`` holds per-epoch records with ``epoch`` (0-based) and
@@ -156,8 +160,11 @@ def plot_arch_weights(history: Sequence[dict], path_dir: str | Path,
     are flattened into rows (an edge of a cell, a (layer, level) node of a
     trellis). ``arch_<group>.png`` shows one small panel per row with one line
     per op over the epochs, and beside them a heatmap of the last record's
-    weights. ``op_names`` optionally labels the ops of a group. Returns the
-    paths written (none for an empty history).
+    weights. ``op_names`` labels the ops of a group (default ``op 0``, ...),
+    ``row_names`` its rows in flattened order (default their index). Rows that
+    are zero in every record (no choice there, such as Auto-DeepLab's beta
+    where a layer has no node at a level) are left out. Returns the paths
+    written (none for an empty history).
     """
     records = [r for r in history if r.get('arch_weights')]
     if not records:
@@ -169,49 +176,94 @@ def plot_arch_weights(history: Sequence[dict], path_dir: str | Path,
                           dtype=float)
         shape = series.shape[1:]
         rows = series.reshape(len(series), -1, shape[-1])  # [records, rows, ops]
-        labels = [str(index[0]) if len(index) == 1 else str(index)
-                  for index in np.ndindex(*shape[:-1])] or ['']
+        labels = list((row_names or {}).get(name) or [
+            str(index[0]) if len(index) == 1 else str(index)
+            for index in np.ndindex(*shape[:-1])] or [''])
         ops = list((op_names or {}).get(name) or [f'op {k}' for k in range(shape[-1])])
+        if len(labels) != rows.shape[1] or len(ops) != rows.shape[2]:
+            raise ValueError(f'arch weights {name!r} have {rows.shape[1]} rows of {rows.shape[2]} '
+                             f'ops, but {len(labels)} row names and {len(ops)} op names')
+        used = np.any(rows != 0, axis=(0, 2))
+        if used.any() and not used.all():
+            rows = rows[:, used]
+            labels = [label for label, keep in zip(labels, used) if keep]
         path = Path(path_dir) / f'arch_{name}.png'
         _plot_arch_group(name, epochs[-len(series):], rows, labels, ops, path)
         written.append(path)
     return written
 
 
-def _plot_arch_group(name: str, epochs: list[int], rows: np.ndarray, labels: list[str],
-                     ops: list[str], path: Path) -> None:
+def distinct_ticks(low: float, high: float, nbins: int = 5) -> tuple[list[float], list[str]]:
+    """Tick positions in [low, high] and labels with as few decimals as keep them apart
+    (a colour bar of weights 0.10-0.13 gets 0.10, 0.11, ..., not 0.1, 0.1, ...)."""
+    if not high > low:
+        return [low], [f'{low:.2g}']
+    ticks = [float(t) for t in MaxNLocator(nbins=nbins).tick_values(low, high)
+             if low - 1e-12 <= t <= high + 1e-12]
+    for decimals in range(1, 8):
+        labels = [f'{t:.{decimals}f}' for t in ticks]
+        if len(set(labels)) == len(labels):
+            return ticks, labels
+    return ticks, [f'{t:.3g}' for t in ticks]
+
+
+def arch_weights_figure(name: str, epochs: list[int], rows: np.ndarray, labels: list[str],
+                        ops: list[str]):
+    """The figure of one group of architecture weights (see :func:`plot_arch_weights`):
+    a panel per row with a line per op over the epochs, and a heat map of the last
+    record, its rows and ops named and its colour bar's ticks distinct."""
     count, num_ops = rows.shape[1], rows.shape[2]
     cols = math.ceil(math.sqrt(count))
     grid_rows = math.ceil(count / cols)
-    height = max(1.7 * grid_rows + 1.0, 0.2 * count + 1.8)
-    width = 2.2 * cols + 1.6 + 0.3 * num_ops
+    # Inches: the heat map's row names left of it, its op names below, its colour bar right.
+    label_width = 0.3 + 0.055 * max(map(len, labels))
+    op_height = 0.3 + 0.055 * max(map(len, ops))
+    heat_width = 0.8 + 0.3 * num_ops
+    panels_width = 2.2 * cols
+    height = max(1.7 * grid_rows + 1.0, 0.2 * count + 1.0 + op_height)
+    width = 0.5 + panels_width + label_width + heat_width + 0.9
     figure = plt.figure(figsize=(width, height))
-    grid = figure.add_gridspec(grid_rows, cols + 1, width_ratios=[1] * cols + [0.8 + 0.12 * num_ops],
-                               hspace=0.55, wspace=0.3, top=1 - 0.7 / height, bottom=0.7 / height,
-                               left=0.5 / width, right=1 - 0.2 / width)
+    outer = figure.add_gridspec(1, 2, width_ratios=[panels_width, heat_width],
+                                wspace=label_width / ((panels_width + heat_width) / 2),
+                                top=1 - 0.7 / height, bottom=op_height / height,
+                                left=0.5 / width, right=1 - 0.9 / width)
+    panels = outer[0].subgridspec(grid_rows, cols, hspace=0.6, wspace=0.3)
     colors = plt.get_cmap('tab10' if num_ops <= 10 else 'tab20')
     first = None
     for row in range(count):
-        axes = figure.add_subplot(grid[row // cols, row % cols], sharex=first, sharey=first)
+        axes = figure.add_subplot(panels[row // cols, row % cols], sharex=first, sharey=first)
         first = first or axes
         for op in range(num_ops):
             axes.plot(epochs, rows[:, row, op], '.-', color=colors(op % colors.N), lw=1, ms=3,
                       label=ops[op])
-        axes.set_title(f'{name} {labels[row]}', fontsize=7)
+        axes.set_title(labels[row], fontsize=7)
         axes.tick_params(labelsize=6)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
         axes.grid(alpha=0.3)
         # Tick labels only on the left column and on the lowest panel of each column.
         axes.tick_params(labelleft=row % cols == 0, labelbottom=row + cols >= count)
+        if row + cols >= count:
+            axes.set_xlabel('epoch', fontsize=7)
     first.set_ylim(0, 1)
     handles, names = first.get_legend_handles_labels()
-    figure.legend(handles, names, loc='upper center', ncol=min(num_ops, 8), fontsize=7)
-    figure.supxlabel('epoch', fontsize=8)
-    heat = figure.add_subplot(grid[:, cols])
-    image = heat.imshow(rows[-1], aspect='auto', cmap='viridis', vmin=0, vmax=max(rows[-1].max(), 1e-9))
+    figure.legend(handles, names, loc='upper center', ncol=min(num_ops, 8), fontsize=7,
+                  title=f'{name}: weight of each choice', title_fontsize=7)
+    heat = figure.add_subplot(outer[1])
+    top = max(float(rows[-1].max()), 1e-9)
+    image = heat.imshow(rows[-1], aspect='auto', cmap='viridis', vmin=0, vmax=top)
     heat.set_title(f'{name} after epoch {epochs[-1]}', fontsize=8)
     heat.set_xticks(range(num_ops), ops, rotation=90, fontsize=6)
     heat.set_yticks(range(count), labels, fontsize=6)
-    figure.colorbar(image, ax=heat, fraction=0.1, pad=0.03, shrink=0.6)
+    colorbar = figure.colorbar(image, ax=heat, fraction=0.12, pad=0.04, shrink=0.6)
+    ticks, tick_labels = distinct_ticks(0.0, top)
+    colorbar.set_ticks(ticks, labels=tick_labels)
+    colorbar.ax.tick_params(labelsize=6)
+    colorbar.set_label('weight', fontsize=7)
+    return figure
+
+
+def _plot_arch_group(name: str, epochs: list[int], rows: np.ndarray, labels: list[str],
+                     ops: list[str], path: Path) -> None:
+    figure = arch_weights_figure(name, epochs, rows, labels, ops)
     # The grid sets the margins; a tight bounding box would cost seconds for ~50 panels.
     _save_atomically(figure, path, tight=False)

@@ -40,6 +40,8 @@ from .ops import PRIMITIVES, Stem, level_sizes, resize_to, run_cell
 from .search_cell import SearchCell
 
 TO_FINER, SAME, TO_COARSER = 0, 1, 2
+# What each direction of beta does to the output stride (for plots).
+DIRECTION_NAMES = ('stride ÷2', 'same stride', 'stride ×2')
 
 
 def beta_mask(num_layers: int) -> torch.Tensor:
@@ -171,6 +173,23 @@ class AutoDeepLabSearchNet(nn.Module):
     def arch_weights(self) -> dict[str, torch.Tensor]:
         """alpha: softmax over ops [edges, 8]; beta: normalised transitions [L, 4, 3]."""
         return dict(alpha=self.arch_params.softmax('alpha'), beta=self.normalized_beta())
+
+    @property
+    def arch_op_names(self) -> dict[str, list[str]]:
+        """Names of the last dimension of alpha (the ops) and beta (the directions)."""
+        return {'alpha': list(PRIMITIVES), 'beta': list(DIRECTION_NAMES)}
+
+    @property
+    def arch_row_names(self) -> dict[str, list[str]]:
+        """Names of the rows of alpha (the cell's edges, in :func:`edge_index` order)
+        and of beta (its [layer, source level] pairs, flattened)."""
+        blocks = self.block_multiplier
+        inputs = ['H(l-2)', 'H(l-1)', *(f'block {b}' for b in range(blocks))]
+        alpha = [f'{inputs[source]} → block {block}'
+                 for block in range(blocks) for source in range(block + 2)]
+        beta = [f'layer {layer}, from stride {4 * 2 ** level}'
+                for layer in range(self.num_layers) for level in range(NUM_LEVELS)]
+        return {'alpha': alpha, 'beta': beta}
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return list(self.arch_params.parameters())

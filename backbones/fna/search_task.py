@@ -75,6 +75,10 @@ class FNASearchModel(nn.Module):
     def arch_op_names(self) -> dict[str, list[str]]:
         return self.supernet.arch_op_names
 
+    @property
+    def arch_row_names(self) -> dict[str, list[str]]:
+        return self.supernet.arch_row_names
+
     def arch_weights(self) -> dict[str, torch.Tensor]:
         return self.supernet.arch_weights()
 

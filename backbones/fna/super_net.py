@@ -209,6 +209,17 @@ class FNASuperNet(nn.Module):
             names['rest'] = self.layout.ops(1)
         return names
 
+    @property
+    def arch_row_names(self) -> dict[str, list[str]]:
+        """Names of the rows of ``first`` (each searchable stage's first layer) and
+        ``rest`` (the stages' other layers, stage by stage)."""
+        names = {'first': [f'stage {stage}, layer 0' for stage in range(len(self.layout.depths))]}
+        if 'rest' in self.arch_params.names():
+            names['rest'] = [f'stage {stage}, layer {layer}'
+                             for stage, depth in enumerate(self.layout.depths)
+                             for layer in range(1, depth)]
+        return names
+
     def derived_indices(self) -> list[list[int]]:
         """The argmax op index of every searchable layer, per stage."""
         with torch.no_grad():

@@ -68,8 +68,9 @@ class DifferentiableTrainer:
       to its device itself.
     * optional ``model.arch_weights()`` returns ``{group: normalised tensor}``
       (what is recorded and plotted; default: ``arch_params.softmax(group)``
-      per group), and optional ``model.arch_op_names`` maps a group to labels
-      of its last dimension, for the plots.
+      per group), and optional ``model.arch_op_names`` and
+      ``model.arch_row_names`` map a group to labels of its last dimension
+      (the ops) and of its rows (the other dimensions flattened), for the plots.
     * optional ``model.arch_cost()`` returns a scalar tensor, a function of
       the architecture parameters (FNA's expected latency, say): it is added
       to the loss of every architecture step (first and second order), never
@@ -495,7 +496,8 @@ class DifferentiableTrainer:
         self.save_checkpoint()
         if dist.is_main_process():
             plot_arch_weights(self.history, self.work.plots_dir,
-                              getattr(self.model, 'arch_op_names', None))
+                              getattr(self.model, 'arch_op_names', None),
+                              getattr(self.model, 'arch_row_names', None))
         arch_text = 'warm-up' if arch_loss is None else f'arch loss {arch_loss:.4f}'
         cost_text = '' if arch_cost is None else f', arch cost {arch_cost:.4g}'
         metrics_text = ''.join(f', {k} {v:.4f}' for k, v in record['metrics'].items())

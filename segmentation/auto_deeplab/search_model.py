@@ -35,6 +35,14 @@ class AutoDeepLabSearchModel(nn.Module):
     def arch_weights(self) -> dict[str, torch.Tensor]:
         return self.net.arch_weights()
 
+    @property
+    def arch_op_names(self) -> dict[str, list[str]]:
+        return self.net.arch_op_names
+
+    @property
+    def arch_row_names(self) -> dict[str, list[str]]:
+        return self.net.arch_row_names
+
     def forward(self, batch: dict) -> torch.Tensor:
         data = self.data_preprocessor(batch, training=True)
         logits = self.net(data['inputs'])
