@@ -11,28 +11,17 @@ import torch
 
 from conftest import (ONE_THREAD, assert_scores_vary, free_port, is_png, kill_search_after,
                       read_candidates, run_tool)
+from search_runs import NAS_FPN_BATCH, NAS_FPN_CONFIG, NAS_FPN_STEPS, nas_fpn_options
 
-SEARCH_CONFIG = 'configs/nas_fpn/nas_fpn_retinanet_toy.py'
+SEARCH_CONFIG = NAS_FPN_CONFIG
 FINETUNE_CONFIG = 'configs/nas_fpn/retinanet_nas_fpn_finetune_toy.py'
-STEPS, BATCH = 2, 2
+STEPS, BATCH = NAS_FPN_STEPS, NAS_FPN_BATCH
+shrunk_options = nas_fpn_options
 
 
-def shrunk_options(data_root) -> list[str]:
-    """2 controller steps of 2 architectures, 40 proxy iterations each (past the
-    20-iteration warm-up), every box counted: the 4 candidates then score
-    clearly apart (measured: 0.014-0.077 mAP, all distinct)."""
-    return [f'data_root={data_root}/', 'train_cfg.max_iters=40', 'model.test_cfg.score_thr=0.0',
-            f'strategy.num_steps={STEPS}', f'strategy.batch_size={BATCH}']
-
-
-
-
-@pytest.fixture(scope='module')
-def search_dir(toy_coco, tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp('nas_fpn') / 'search'
-    run_tool(['python', 'tools/search.py', SEARCH_CONFIG, '--work-dir', str(work_dir),
-              '--cfg-options', *shrunk_options(toy_coco)], env_extra=ONE_THREAD, check=True)
-    return work_dir
+@pytest.fixture
+def search_dir(nas_fpn_search):
+    return nas_fpn_search.work_dir
 
 
 def test_search_records_every_sampled_pyramid(search_dir):
@@ -100,6 +89,7 @@ def test_found_pyramid_trains_and_tests_with_the_tools(search_dir, toy_coco, tmp
     assert match and 0.0 <= float(match.group(1)) <= 1.0
 
 
+@pytest.mark.slow
 def test_two_processes_score_candidates_like_one(search_dir, toy_coco, tmp_path):
     """torchrun with 2 CPU processes: each rank trains whole candidates in its
     own single-process Runner; the scores equal those of the 1-process search."""
@@ -114,6 +104,7 @@ def test_two_processes_score_candidates_like_one(search_dir, toy_coco, tmp_path)
     assert [c['score'] for c in two] == [c['score'] for c in one]
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_to_the_same_result(search_dir, toy_coco, tmp_path):
     """SIGKILL after the first controller step, then --resume: the same pyramids,
     scores and controller as the uninterrupted search."""
