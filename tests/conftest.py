@@ -141,7 +141,22 @@ def train_error(config, work_dir, *options) -> str:
 
 
 def snapshot(directory):
-    return {p.relative_to(directory): p.read_bytes() for p in directory.rglob('*') if p.is_file()}
+    """Every file under ``directory`` by (inode, size, modification time): a file written
+    again, even with the same bytes, changes it (an atomic write replaces the inode), and
+    the supernet checkpoints of a search need not be read."""
+    return {p.relative_to(directory): (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in directory.rglob('*') if p.is_file()}
+
+
+def tool_main(name: str):
+    """``main`` of ``tools/<name>.py``, to call in this process: bad input raises its
+    NasError instead of exiting (run_cli's one-line conversion is checked once per tool
+    in a subprocess)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', REPO / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
 
 
 def openmmlab_tool(package: str, name: str) -> str:
@@ -201,3 +216,30 @@ def one_torch_thread():
 
 # The session's shared toy searches (one per search path): tests/search_runs.py.
 pytest_plugins = ['search_runs']
+
+# Under pytest-xdist (pyproject.toml's -n 2), every test that reads a shared toy search
+# or the trained toy classifier runs on one worker, so each runs once a session: the
+# fixture names the test's group (--dist loadgroup).
+SHARED_RUN_GROUPS = {
+    'detnas_search': 'detnas', 'nas_fpn_search': 'nas_fpn',
+    'auto_deeplab_search': 'auto_deeplab', 'fna_seed_weights': 'fna',
+    'autogan_search': 'autogan', 'toy_cifar10': 'autogan',
+}
+
+
+def pytest_itemcollected(item):
+    """Marks the test's group as it is collected, before xdist reads the groups."""
+    if item.get_closest_marker('xdist_group'):
+        return
+    groups = sorted({SHARED_RUN_GROUPS[name] for name in item.fixturenames
+                     if name in SHARED_RUN_GROUPS})
+    if groups:
+        item.add_marker(pytest.mark.xdist_group(groups[0]))
+
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # Two workers share two cores: one torch thread in each and in every process they
+    # start. A second OpenMP thread mostly spins while the other worker computes (a
+    # 3 s test took 61 s beside a 2-thread subprocess).
+    torch.set_num_threads(1)
+    os.environ.update(ONE_THREAD)

@@ -55,8 +55,9 @@ DETNAS_SUPERNET_ITERS = 250
 
 
 def detnas_options(data_root, supernet_iters: int = DETNAS_SUPERNET_ITERS) -> list[str]:
-    """2 generations of 4 candidates, every box counted."""
-    return shrunk_search_options(data_root, supernet_iters) + ['model.test_cfg.score_thr=0.0']
+    """2 generations of 4 candidates, every box counted; one supernet checkpoint."""
+    return shrunk_search_options(data_root, supernet_iters) + [
+        'model.test_cfg.score_thr=0.0', f'default_hooks.checkpoint.interval={supernet_iters}']
 
 
 @pytest.fixture(scope='session')

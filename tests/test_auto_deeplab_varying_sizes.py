@@ -5,6 +5,7 @@ import math
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import ONE_THREAD, run_tool
@@ -49,11 +50,12 @@ def generic_layout_options(root) -> list[str]:
     """The overrides that point the toy config at ``root`` in mmseg's generic layout."""
     options = [f'data_root={root}/']
     palette = '[' + ','.join(f'[{r},{g},{b}]' for r, g, b in PALETTE) + ']'
-    for split in ('train', 'val'):
+    # Every split the config names, test too (the search checks that they share classes).
+    for split, folder in (('train', 'train'), ('val', 'val'), ('test', 'val')):
         dataset = f'{split}_dataloader.dataset'
         options += [f'{dataset}.type=BaseSegDataset',
-                    f'{dataset}.data_prefix.img_path=images/{split}',
-                    f'{dataset}.data_prefix.seg_map_path=annotations/{split}',
+                    f'{dataset}.data_prefix.img_path=images/{folder}',
+                    f'{dataset}.data_prefix.seg_map_path=annotations/{folder}',
                     f'{dataset}.img_suffix=.png', f'{dataset}.seg_map_suffix=.png',
                     f'{dataset}.metainfo.classes=[{",".join(CLASSES)}]',
                     f'{dataset}.metainfo.palette={palette}']
@@ -68,6 +70,7 @@ def tiny_search_options() -> list[str]:
             f'{search}.trainer.max_iters_per_epoch=2', f'{search}.eval_interval=1']
 
 
+@pytest.mark.slow  # a whole search beside the session's Auto-DeepLab one
 def test_search_on_own_data_of_varying_image_sizes(tmp_path):
     root = make_generic_dataset(tmp_path / 'my_data')
     work_dir = tmp_path / 'work'

@@ -9,7 +9,7 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-from conftest import run_tool
+from conftest import assert_one_line, run_tool, tool_main
 from nas_tasks.builder import apply_data_root, load_config
 from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.errors import NasError
@@ -262,20 +262,24 @@ def test_unconverted_cityscapes_names_the_converter(toy_cityscapes, tmp_path):
 
 # --- the command-line tools ---
 
-def test_make_toy_data_cityscapes_cli_is_idempotent(tmp_path):
+def test_make_toy_data_cityscapes_cli_is_idempotent(tmp_path, caplog):
     out = tmp_path / 'toy'
-    args = ['python', 'tools/make_toy_data.py', 'cityscapes', str(out), '--num-train', '2',
-            '--num-val', '1', '--height', '32', '--width', '64']
-    run_tool(args, check=True)
+    args = ['cityscapes', str(out), '--num-train', '2', '--num-val', '1', '--height', '32',
+            '--width', '64']
+    make_toy_data = tool_main('make_toy_data')
+    assert make_toy_data(args) == 0
     assert (out / MANIFEST_NAME).is_file()
     assert len(list(out.glob('gtFine/*/*/*_labelTrainIds.png'))) == 3
     assert Image.open(next(out.glob('leftImg8bit/val/frankfurt/*.png'))).size == (64, 32)
     before = mtimes(out)
-    again = run_tool(args, check=True)
-    assert again.stdout.strip() == f'toy data already present at {out}'
+    caplog.clear()
+    with caplog.at_level('INFO'):
+        assert make_toy_data(args) == 0
+    assert caplog.messages == [f'toy data already present at {out}']
     assert mtimes(out) == before
-    other = run_tool(args[:-1] + ['96'])
-    assert_one_line_error(other, 'other parameters', str(out))
+    with pytest.raises(NasError) as error:
+        make_toy_data(args[:-1] + ['96'])
+    assert_one_line(str(error.value), 'other parameters', str(out))
     assert mtimes(out) == before
 
 
@@ -284,23 +288,27 @@ def test_make_toy_data_cityscapes_cli_is_idempotent(tmp_path):
     (['--num-train', '0'], 'num_train must be an int >= 1, got 0'),
 ])
 def test_make_toy_data_cityscapes_cli_bad_arguments(tmp_path, option, expected):
-    result = run_tool(['python', 'tools/make_toy_data.py', 'cityscapes', str(tmp_path / 'toy'),
-                       *option])
-    assert_one_line_error(result, expected)
+    with pytest.raises(NasError) as error:
+        tool_main('make_toy_data')(['cityscapes', str(tmp_path / 'toy'), *option])
+    assert_one_line(str(error.value), expected)
     assert not (tmp_path / 'toy').exists()
 
 
-def test_convert_cityscapes_cli(toy_cityscapes, tmp_path):
+def test_convert_cityscapes_cli(toy_cityscapes, tmp_path, capsys):
+    # The one subprocess of the tool: its error is one line and exit status 2.
     missing = run_tool(['python', 'tools/convert_cityscapes.py', str(tmp_path / 'nowhere')])
     assert_one_line_error(missing, 'Cityscapes root not found', str(tmp_path / 'nowhere'))
     assert not (tmp_path / 'nowhere').exists()
-    assert_one_line_error(run_tool(['python', 'tools/convert_cityscapes.py', str(tmp_path)]),
-                          'no gtFine folder', str(tmp_path))
+    convert = tool_main('convert_cityscapes')
+    with pytest.raises(NasError) as error:
+        convert([str(tmp_path)])
+    assert_one_line(str(error.value), 'no gtFine folder', str(tmp_path))
     root = tmp_path / 'cityscapes'
     shutil.copytree(toy_cityscapes, root, ignore=shutil.ignore_patterns('*_labelTrainIds.png'))
-    done = run_tool(['python', 'tools/convert_cityscapes.py', str(root), '--nproc', '2'],
-                    check=True)
-    assert done.stdout.startswith('wrote 12 labelTrainIds maps under ')
+    capsys.readouterr()
+    assert convert([str(root), '--nproc', '2']) == 0
+    assert capsys.readouterr().out.startswith('wrote 12 labelTrainIds maps under ')
     assert files(root / 'gtFine') == files(toy_cityscapes / 'gtFine')
-    again = run_tool(['python', 'tools/convert_cityscapes.py', str(root)], check=True)
-    assert 'wrote 0 labelTrainIds maps' in again.stdout and 'kept 12' in again.stdout
+    assert convert([str(root)]) == 0
+    again = capsys.readouterr().out
+    assert 'wrote 0 labelTrainIds maps' in again and 'kept 12' in again

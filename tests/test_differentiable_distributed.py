@@ -5,8 +5,8 @@ at twice the batch: the trained weights and architecture parameters are compared
 sees the same images (the shards of one shuffled order) and DDP averages the
 gradients. The pipelines are made deterministic (no random crop, flip or colour
 change), so the one difference left is BatchNorm: each rank normalises its own
-B images, one process all 2B. The comparison therefore has a tolerance, and the
-test first shows that the values moved far more in training than that tolerance.
+B images, one process all 2B. The comparison is therefore relative: to how far
+training moved the weights, and to a 1-process run at the per-rank batch.
 """
 import sys
 
@@ -46,24 +46,32 @@ def search(config, options, work_dir, batch_size, world):
     return torch.load(work_dir / 'search_state.pth', map_location='cpu', weights_only=True)
 
 
-def assert_trained_alike(one: dict, ranks: dict, initial: dict, arch_key: str) -> None:
-    """Every trained tensor of the 2-rank run is close to the 1-process one, measured
-    against how far training moved it; the architecture parameters moved."""
+def distance(first: dict, second: dict) -> float:
+    """The L2 distance between two models' floating-point tensors, all of them together."""
+    return sum(float((first[key].double() - second[key].double()).square().sum())
+               for key in first if first[key].is_floating_point()) ** 0.5
+
+
+def assert_trained_alike(ranks: dict, one: dict, per_rank: dict, initial: dict,
+                         arch_key: str) -> None:
+    """The 2-rank run ends near the 1-process run at twice the batch: much nearer than
+    training moved the weights, and nearer than the 1-process run at the per-rank batch
+    (what ranks that each trained on their own would look like).
+
+    Measured (every run deterministic): Auto-DeepLab moved 45.8, 2 ranks from 1 process
+    3.4, batch 2 from batch 4 21.6; FNA RetinaNet 5.98, 0.86 and 1.26."""
     assert len(ranks['rng']) == WORLD, "the checkpoint should hold both ranks' generator states"
     assert [r['step'] for r in ranks['history']] == [r['step'] for r in one['history']]
-    one_model, ranks_model = one['model'], ranks['model']
-    assert one_model.keys() == ranks_model.keys()
-    moved = {key: (one_model[key].double() - initial[key].double()).abs().max().item()
-             for key in initial if one_model[key].is_floating_point()}
-    assert moved[arch_key] > 1e-3, 'the architecture parameters never trained'
-    trained = [key for key, distance in moved.items() if distance > 0]
-    assert len(trained) > len(moved) / 2
-    for key in trained:
-        gap = (one_model[key].double() - ranks_model[key].double()).abs().max().item()
-        assert gap <= 0.25 * moved[key], (key, gap, moved[key])
+    assert ranks['model'].keys() == one['model'].keys() == initial.keys()
+    assert (one['model'][arch_key] - initial[arch_key]).abs().max() > 1e-3, \
+        'the architecture parameters never trained'
+    moved = distance(one['model'], initial)
+    gap = distance(ranks['model'], one['model'])
+    assert 0 < gap < 0.25 * moved, (gap, moved)
+    assert gap < distance(per_rank['model'], one['model'])
 
 
-def initial_state(config, options) -> dict:
+def initial_state(config, options, work_dir) -> dict:
     """The search network as the search builds it before its first step (same seed)."""
     from mmengine.registry import DefaultScope
     from nas_tasks.builder import build_component, load_config
@@ -75,6 +83,8 @@ def initial_state(config, options) -> dict:
     cfg = load_config(config, parse_cfg_options(options))
     task = build_component(DIFFERENTIABLE_SEARCHES, cfg.differentiable_search,
                            'differentiable_search', default_args=dict(config=cfg))
+    if hasattr(task, 'work_path'):  # FNA keeps its cost table in the work directory
+        task.work_path = work_dir
     with DefaultScope.overwrite_default_scope(task.default_scope):
         train_set = task.build_dataset('train')
         seed_everything(seed_for(task.seed, 'search network'))
@@ -93,4 +103,6 @@ def test_auto_deeplab_and_fna_under_torchrun_train_like_one_process_at_twice_the
     for index, (config, options, arch_key) in enumerate(cases):
         ranks = search(config, options, tmp_path / f'ranks{index}', batch_size=2, world=WORLD)
         one = search(config, options, tmp_path / f'one{index}', batch_size=2 * WORLD, world=1)
-        assert_trained_alike(one, ranks, initial_state(config, options), arch_key)
+        per_rank = search(config, options, tmp_path / f'small{index}', batch_size=2, world=1)
+        initial = initial_state(config, options, tmp_path / f'init{index}')
+        assert_trained_alike(ranks, one, per_rank, initial, arch_key)

@@ -14,6 +14,8 @@ from search_runs import DIFFERENTIABLE, FNA_DETECTION, FNA_SEGMENTATION, fna_opt
 
 from test_detnas_search_e2e import best_without_timings
 
+# One xdist worker: the runs are requested by name (request.getfixturevalue) below.
+pytestmark = pytest.mark.xdist_group('fna')
 SEARCH = DIFFERENTIABLE
 DETECTION, SEGMENTATION = FNA_DETECTION, FNA_SEGMENTATION
 
@@ -133,6 +135,7 @@ def test_fine_tuning_starts_from_the_remapped_seed(
         assert torch.equal(backbone[key], remapped[key]), key
 
 
+@pytest.mark.slow  # a second FNA search, beside the session's
 def test_latency_table_from_the_target_device_and_supernet_weights(toy_cityscapes, seed_weights,
                                                                    tmp_path):
     """A latency table measured by tools/fna_cost_table.py drives the search (and is

@@ -40,7 +40,9 @@ def shrunk_options(data_root, iters: int) -> dict:
     return {'data_root': f'{data_root}/',
             'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
             'default_hooks.checkpoint.interval': iters,
-            # The cosine schedule ends with the shrunk run.
+            # The warm-up (30 iterations in the config) takes at most half of the shrunk run,
+            # and the cosine schedule ends with it.
+            'param_scheduler.0.end': min(30, iters // 2), 'param_scheduler.1.begin': min(30, iters // 2),
             'param_scheduler.1.end': iters}
 
 

@@ -163,6 +163,7 @@ def test_a_latency_limit_without_a_latency_model_says_where_to_get_one():
         combined_costs(lambda arch: {'flops': 1.0}, lambda arch: {'flops': 2.0})({})
 
 
+@pytest.mark.slow  # a whole DetNAS search beside the session's
 def test_toy_detnas_search_never_proposes_a_candidate_over_the_latency_limit(toy_coco, tmp_path):
     """The search reuses a table measured here (same setup: one thread), and its
     limit bites: the first population it would propose without it is half over."""

@@ -67,7 +67,7 @@ def test_found_pyramid_trains_and_tests_with_the_tools(search_dir, toy_coco, tmp
                'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
                'default_hooks.checkpoint.interval=4']
     # The fine-tune config builds a detector whose neck is the found pyramid.
-    register_all_modules()
+    register_all_modules('mmdet')  # the fine-tuning config's scope
     cfg = load_config(FINETUNE_CONFIG, {'model.neck.arch': str(arch_file)})
     neck = MODELS.build(cfg.model.neck)
     assert neck.arch == json.loads(arch_file.read_text())['arch']

@@ -2,6 +2,8 @@
 import json
 import shutil
 
+import pytest
+
 from conftest import run_tool, search_error
 from detection.coco_split import write_split
 
@@ -18,6 +20,7 @@ def own_data(toy_coco, root):
     return root
 
 
+@pytest.mark.slow  # a whole DetNAS search beside the session's
 def test_the_example_config_searches_own_data(toy_coco, tmp_path):
     root = own_data(toy_coco, tmp_path / 'mine')
     work_dir = tmp_path / 'search'

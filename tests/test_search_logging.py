@@ -249,6 +249,7 @@ def differentiable_search(toy_cityscapes, tmp_path_factory):
     return work_dir, state['history']
 
 
+@pytest.mark.slow  # a whole Auto-DeepLab search beside the session's
 def test_differentiable_scalars_reach_tensorboard(differentiable_search):
     work_dir, history = differentiable_search
     logged = logged_scalars(work_dir / 'vis_data')

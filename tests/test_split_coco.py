@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import run_tool
+from conftest import run_tool, tool_main
 from detection.coco_split import split_paths, write_split
 from nas_tasks.errors import NasError
 
@@ -101,25 +101,31 @@ def test_annotation_of_an_unknown_image(tmp_path):
     assert not split_paths(path)[0].exists()
 
 
-def test_cli_writes_the_same_split_as_the_function(ann_file, tmp_path):
-    result = run_tool(['python', 'tools/split_coco.py', str(ann_file), '--held-out', '0.25',
-                       '--seed', '5', '--out-dir', str(tmp_path / 'cli')], check=True)
+def split_coco(*args: str) -> int:
+    """tools/split_coco.py's main in this process."""
+    return tool_main('split_coco')(list(args))
+
+
+def test_cli_writes_the_same_split_as_the_function(ann_file, tmp_path, capsys):
+    assert split_coco(str(ann_file), '--held-out', '0.25', '--seed', '5',
+                      '--out-dir', str(tmp_path / 'cli')) == 0
     expected = write_split(ann_file, 0.25, seed=5, out_dir=tmp_path / 'direct')
     for name in (expected.train.name, expected.held_out.name):
         assert (tmp_path / 'cli' / name).read_bytes() == (tmp_path / 'direct' / name).read_bytes()
-    assert '3 images (held out' in result.stdout
+    assert '3 images (held out' in capsys.readouterr().out
 
 
-def one_error_line(result) -> str:
+def test_cli_bad_input_is_one_line_and_exit_status_2(tmp_path):
+    """The one subprocess of the tool."""
+    path = tmp_path / 'instances.json'
+    result = run_tool(['python', 'tools/split_coco.py', str(path), '--held-out', '2'])
     assert result.returncode == 2, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr, result.stderr[-2000:]
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr[-2000:]
-    return lines[0]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith('error: annotation file not found') and str(path) in line, line
 
 
 @pytest.mark.parametrize('content, held_out, expected', [
-    (None, '2', 'annotation file not found'),
     ('{"images": [', '2', 'cannot read'),
     ('{"images": []}', '2', "is not a COCO annotation file: it has no 'annotations' list"),
     (json.dumps(coco_document()), '13', 'cannot hold out 13 of 12 images'),
@@ -127,10 +133,10 @@ def one_error_line(result) -> str:
 ])
 def test_cli_bad_input_is_one_line(tmp_path, content, held_out, expected):
     path = tmp_path / 'instances.json'
-    if content is not None:
-        path.write_text(content)
-    result = run_tool(['python', 'tools/split_coco.py', str(path), '--held-out', held_out])
-    line = one_error_line(result)
-    assert expected in line, line
+    path.write_text(content)
+    with pytest.raises(NasError) as error:
+        split_coco(str(path), '--held-out', held_out)
+    line = str(error.value)
+    assert expected in line and '\n' not in line, line
     assert str(path) in line or 'hold out' in line or 'fraction' in line
     assert not split_paths(path)[1].exists()

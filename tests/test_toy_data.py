@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
+from conftest import tool_main
 from detection.toy_data import make_coco, make_imagenet
 from nas_tasks.errors import NasError
 from nas_tasks.toy_data import MANIFEST_NAME
@@ -162,19 +163,26 @@ def test_bad_parameters_raise(tmp_path):
     assert not (tmp_path / 'a').exists() and not (tmp_path / 'b').exists()
 
 
-def test_cli_is_idempotent(tmp_path):
+def make_toy_data(*args) -> int:
+    """tools/make_toy_data.py's main in this process."""
+    return tool_main('make_toy_data')([str(arg) for arg in args])
+
+
+def test_cli_is_idempotent(tmp_path, caplog):
     out = tmp_path / 'toy'
     args = ['coco', out, '--num-train', 4, '--num-val', 2]
-    assert _run_cli(*args).returncode == 0
+    assert make_toy_data(*args) == 0
     assert (out / MANIFEST_NAME).is_file()
     before = _mtimes(out)
-    again = _run_cli(*args)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == f'toy data already present at {out}'
+    caplog.clear()
+    with caplog.at_level('INFO'):
+        assert make_toy_data(*args) == 0
+    assert caplog.messages == [f'toy data already present at {out}']
     assert _mtimes(out) == before
 
 
-def test_cli_refuses_other_content(tmp_path):
+def test_cli_refuses_other_content_in_one_line(tmp_path):
+    """The one subprocess of the tool: its error is one line and exit status 2."""
     (tmp_path / 'notes.txt').write_text('mine')
     result = _run_cli('imagenet', tmp_path)
     assert result.returncode == 2
@@ -184,17 +192,16 @@ def test_cli_refuses_other_content(tmp_path):
 
 
 def test_cli_refuses_other_parameters(tmp_path):
-    assert _run_cli('coco', tmp_path, '--num-train', 2, '--num-val', 1).returncode == 0
+    assert make_toy_data('coco', tmp_path, '--num-train', 2, '--num-val', 1) == 0
     before = _mtimes(tmp_path)
-    result = _run_cli('coco', tmp_path, '--num-train', 2, '--num-val', 1, '--seed', 1)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and 'other parameters' in result.stderr
+    with pytest.raises(NasError, match='other parameters') as error:
+        make_toy_data('coco', tmp_path, '--num-train', 2, '--num-val', 1, '--seed', 1)
+    assert '\n' not in str(error.value)
     assert _mtimes(tmp_path) == before
 
 
 def test_cli_fills_an_empty_directory(tmp_path):
-    result = _run_cli('imagenet', tmp_path, '--per-class', 1, '--num-val-per-class', 1)
-    assert result.returncode == 0, result.stderr
+    assert make_toy_data('imagenet', tmp_path, '--per-class', 1, '--num-val-per-class', 1) == 0
     assert len(list(tmp_path.glob('train/*/*.png'))) == 4
 
 
@@ -215,15 +222,17 @@ def test_cli_lists_every_registered_layout():
     assert '{cifar10,cityscapes,coco,imagenet}' in result.stdout
 
 
-def test_cli_layout_help_lists_its_options():
-    result = _run_cli('cityscapes', '--help')
-    assert result.returncode == 0, result.stderr
-    assert 'Cityscapes layout' in result.stdout and '--height' in result.stdout
+def test_cli_layout_help_lists_its_options(capsys):
+    with pytest.raises(SystemExit) as done:
+        make_toy_data('cityscapes', '--help')
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert 'Cityscapes layout' in out and '--height' in out
 
 
 def test_cli_write_error_is_one_line(tmp_path):
     (tmp_path / 'a_file').write_text('')
-    result = _run_cli('imagenet', tmp_path / 'a_file' / 'toy')
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert result.stderr.startswith('error: cannot write the imagenet toy data')
+    with pytest.raises(NasError) as error:
+        make_toy_data('imagenet', tmp_path / 'a_file' / 'toy')
+    assert str(error.value).startswith('cannot write the imagenet toy data')
+    assert '\n' not in str(error.value)

@@ -32,18 +32,18 @@ def images_or_fraction(text: str) -> int | float:
             f"expected a number of images (5000) or a fraction (0.05), got '{text}'") from None
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('ann_file', help='COCO annotation file, e.g. instances_train2017.json')
     parser.add_argument('--held-out', type=images_or_fraction, required=True,
                         help='images to hold out: a count (5000) or a fraction in (0, 1)')
     parser.add_argument('--seed', type=int, default=0, help='which images are held out')
     parser.add_argument('--out-dir', help="where both parts go (default: the annotation file's folder)")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> int:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     from detection.coco_split import write_split
 
     written = write_split(args.ann_file, args.held_out, args.seed, args.out_dir)
