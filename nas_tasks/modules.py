@@ -20,7 +20,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from nas_tasks.errors import NasError
+from nas_tasks.errors import NasError, first_line
 
 TASKS_GROUP = 'nas_tasks.tasks'
 TOY_DATA_GROUP = 'nas_tasks.toy_data'
@@ -55,9 +55,8 @@ def load_entry_point(point: EntryPoint, what: str) -> Any:
     try:
         return point.load()
     except Exception as error:  # noqa: BLE001  (any error while a task registers itself)
-        reason = ' '.join(f'{type(error).__name__}: {error}'.split())
         raise NasError(f'{what} {point.name} = "{point.value}" (entry point of {point.group}) '
-                       f'failed to import: {reason}') from error
+                       f'failed to import: {type(error).__name__}: {first_line(error)}') from error
 
 
 def import_task_packages() -> None:

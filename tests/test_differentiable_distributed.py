@@ -6,7 +6,8 @@ sees the same images (the shards of one shuffled order) and DDP averages the
 gradients. The pipelines are made deterministic (no random crop, flip or colour
 change), so the one difference left is BatchNorm: each rank normalises its own
 B images, one process all 2B. The comparison is therefore relative: to how far
-training moved the weights, and to a 1-process run at the per-rank batch.
+training moved the weights and, for Auto-DeepLab, to a 1-process run at the
+per-rank batch.
 """
 import sys
 
@@ -53,13 +54,16 @@ def distance(first: dict, second: dict) -> float:
 
 
 def assert_trained_alike(ranks: dict, one: dict, per_rank: dict, initial: dict,
-                         arch_key: str) -> None:
+                         arch_key: str, nearer_than_per_rank: bool) -> None:
     """The 2-rank run ends near the 1-process run at twice the batch: much nearer than
-    training moved the weights, and nearer than the 1-process run at the per-rank batch
-    (what ranks that each trained on their own would look like).
+    training moved the weights and, where BatchNorm weighs less than the data, nearer
+    than the 1-process run at the per-rank batch (ranks that each trained alone).
 
     Measured (every run deterministic): Auto-DeepLab moved 45.8, 2 ranks from 1 process
-    3.4, batch 2 from batch 4 21.6; FNA RetinaNet 5.98, 0.86 and 1.26."""
+    3.4, batch 2 from batch 4 21.6. FNA RetinaNet moved about 6, 2 ranks from 1 process
+    0.9-1.1, batch 2 from batch 4 0.8-1.3: its searchable layers normalise with the
+    untracked statistics of each rank's 2 images (as the official search), which moves
+    the weights as much as the batch size does."""
     assert len(ranks['rng']) == WORLD, "the checkpoint should hold both ranks' generator states"
     assert [r['step'] for r in ranks['history']] == [r['step'] for r in one['history']]
     assert ranks['model'].keys() == one['model'].keys() == initial.keys()
@@ -68,7 +72,8 @@ def assert_trained_alike(ranks: dict, one: dict, per_rank: dict, initial: dict,
     moved = distance(one['model'], initial)
     gap = distance(ranks['model'], one['model'])
     assert 0 < gap < 0.25 * moved, (gap, moved)
-    assert gap < distance(per_rank['model'], one['model'])
+    if nearer_than_per_rank:
+        assert gap < distance(per_rank['model'], one['model'])
 
 
 def initial_state(config, options, work_dir) -> dict:
@@ -95,14 +100,14 @@ def test_auto_deeplab_and_fna_under_torchrun_train_like_one_process_at_twice_the
         toy_cityscapes, toy_coco, fna_seed_weights, tmp_path):
     cases = [
         (auto_deeplab_config(tmp_path), auto_deeplab_options(toy_cityscapes),
-         'net.arch_params.logits.alpha'),
+         'net.arch_params.logits.alpha', True),
         (FNA_DETECTION, [*fna_options(FNA_DETECTION, toy_coco, fna_seed_weights),
                          'train_dataloader.dataset.pipeline.3.prob=0.0'],  # RandomFlip
-         'task_model.backbone.arch_params.logits.first'),
+         'task_model.backbone.arch_params.logits.first', False),
     ]
-    for index, (config, options, arch_key) in enumerate(cases):
+    for index, (config, options, arch_key, nearer_than_per_rank) in enumerate(cases):
         ranks = search(config, options, tmp_path / f'ranks{index}', batch_size=2, world=WORLD)
         one = search(config, options, tmp_path / f'one{index}', batch_size=2 * WORLD, world=1)
         per_rank = search(config, options, tmp_path / f'small{index}', batch_size=2, world=1)
         initial = initial_state(config, options, tmp_path / f'init{index}')
-        assert_trained_alike(ranks, one, per_rank, initial, arch_key)
+        assert_trained_alike(ranks, one, per_rank, initial, arch_key, nearer_than_per_rank)
