@@ -148,6 +148,15 @@ def snapshot(directory):
             for p in directory.rglob('*') if p.is_file()}
 
 
+def fresh_python_json(code: str):
+    """Runs ``code`` in a fresh interpreter from the repository root and returns the JSON
+    its last line of stdout prints."""
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def tool_main(name: str):
     """``main`` of ``tools/<name>.py``, to call in this process: bad input raises its
     NasError instead of exiting (run_cli's one-line conversion is checked once per tool

@@ -2,15 +2,13 @@
 library (mmdet, mmseg), and every task package plugs in through the
 ``nas_tasks.tasks`` entry-point group and registers its own library."""
 import ast
-import json
-import subprocess
-import sys
 import tomllib
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 
+from conftest import fresh_python_json
 from nas_tasks import modules
 from nas_tasks.errors import NasError
 from nas_tasks.modules import TASKS_GROUP, import_task_packages, task_entry_points
@@ -124,10 +122,7 @@ def test_each_task_registers_its_library_and_no_global_scope():
         'after.append(DefaultScope.get_current_instance().scope_name)\n'
         "print(json.dumps(dict(scopes=after, det='RetinaNet' in DET.module_dict,\n"
         "                      seg='EncoderDecoder' in SEG.module_dict)))\n")
-    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    found = fresh_python_json(code)
     assert found == dict(scopes=[None, 'mmseg'], det=True, seg=True)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import fresh_python_json
+
 REPO = Path(__file__).resolve().parents[1]
 # Not imported by a tool's --help.
 HEAVY = ('torch', 'mmdet', 'mmseg', 'timm', 'onnx', 'onnxruntime', 'torch_fidelity')
@@ -61,10 +63,7 @@ def test_task_packages_import_no_export_or_metric_backends():
     code = ('import json, sys\n'
             'import backbones, detection, gan, segmentation\n'
             'print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))\n')
-    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    loaded = set(fresh_python_json(code))
     assert 'torch' in loaded  # the packages did import
     assert not set(EXPORT_AND_METRICS) & loaded, sorted(set(EXPORT_AND_METRICS) & loaded)
 
@@ -80,10 +79,7 @@ def test_export_adapters_and_extractors_are_found_when_needed():
             "extractor = GAN_FEATURE_EXTRACTORS.get('ToyClassifier').__module__\n"
             "print(json.dumps(dict(adapters=adapters, extractor=extractor,\n"
             "                      fidelity='torch_fidelity' in sys.modules)))\n")
-    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    found = fresh_python_json(code)
     assert found == dict(adapters=['AutoDeepLabExport', 'AutoGANExport', 'DetNASExport',
                                    'FNAExport', 'NASFPNExport'],
                          extractor='gan.feature_extractors', fidelity=True)
