@@ -21,6 +21,10 @@ def parse_args() -> argparse.Namespace:
                         help='override config values, e.g. strategy.max_generations=5')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
                         help="'pytorch' under torchrun --nproc_per_node N")
+    parser.add_argument('--allow-world-size-change', action='store_true',
+                        help='with --resume: let a data-parallel state (supernet, search network, '
+                        'shared GAN) trained on another number of processes go on, at the new '
+                        'total batch')
     return parser.parse_args()
 
 
@@ -29,6 +33,9 @@ def main() -> int:
     from nas_tasks import dist
     from nas_tasks.search import run_search
 
+    from nas_tasks.world_size import allow_world_size_change
+
+    allow_world_size_change(args.allow_world_size_change)
     best = run_search(args.config, args.work_dir, args.resume,
                       parse_cfg_options(args.cfg_options), args.launcher, args.retry_failed)
     if dist.is_main_process():
