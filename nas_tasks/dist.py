@@ -19,6 +19,7 @@ from mmengine import dist as mm_dist
 from mmengine.dist import barrier, get_rank, get_world_size, is_distributed, is_main_process
 
 from nas_tasks.errors import NasError
+from nas_tasks.launchers import prepare_environment
 
 __all__ = ['use_cuda', 'device', 'init_distributed', 'ddp_wrapper_cfg', 'is_distributed',
            'get_rank', 'get_world_size', 'is_main_process', 'barrier', 'broadcast_object',
@@ -45,13 +46,9 @@ def init_distributed(launcher: str) -> None:
     mmengine Runner, whose own initialisation would do the same; an existing
     group makes it skip that step.
     """
+    prepare_environment(launcher)
     if launcher == 'none':
         return
-    if launcher != 'pytorch':
-        raise NasError(f"unknown launcher '{launcher}'; use 'none' or 'pytorch' (torchrun)")
-    if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ:
-        raise NasError("--launcher pytorch needs torchrun's environment (RANK, WORLD_SIZE); "
-                       'start it with: torchrun --nproc_per_node N tools/search.py ...')
     if torch_dist.is_initialized():
         return
     # Ranks wait in the gather while others still evaluate (a proxy training can
