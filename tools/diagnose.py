@@ -14,6 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nas_tasks.cli import parse_cfg_options, run_cli  # noqa: E402
+from nas_tasks.launchers import add_launcher_argument  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -24,8 +25,7 @@ def parse_args() -> argparse.Namespace:
                         help='override config values, e.g. diagnose.num_candidates=6')
     parser.add_argument('--retry-failed', action='store_true',
                         help='train the candidates whose standalone training failed once more')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
-                        help="'pytorch' under torchrun --nproc_per_node N")
+    add_launcher_argument(parser)
     return parser.parse_args()
 
 

@@ -6,6 +6,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nas_tasks.cli import parse_cfg_options, run_cli  # noqa: E402
+from nas_tasks.launchers import add_launcher_argument  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,8 +20,7 @@ def parse_args() -> argparse.Namespace:
                         help='with --resume: evaluate the candidates that failed once more')
     parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                         help='override config values, e.g. strategy.max_generations=5')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
-                        help="'pytorch' under torchrun --nproc_per_node N")
+    add_launcher_argument(parser)
     parser.add_argument('--allow-world-size-change', action='store_true',
                         help='with --resume: let a data-parallel state (supernet, search network, '
                         'shared GAN) trained on another number of processes go on, at the new '

@@ -9,6 +9,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nas_tasks.cli import parse_cfg_options, run_cli  # noqa: E402
+from nas_tasks.launchers import add_launcher_argument  # noqa: E402
 
 
 # A metric ``X`` with a spread ``X_std`` (the GAN metric's IS) prints as ``X: mean ± std``.
@@ -22,7 +23,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                         help='override config values')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    add_launcher_argument(parser)
     return parser.parse_args()
 
 

@@ -11,6 +11,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nas_tasks.cli import parse_cfg_options, run_cli  # noqa: E402
+from nas_tasks.launchers import add_launcher_argument  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -22,7 +23,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
     parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                         help='override config values, e.g. model.backbone.arch=W/best_arch.json')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    add_launcher_argument(parser)
     return parser.parse_args()
 
 
