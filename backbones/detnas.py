@@ -8,7 +8,9 @@
   :func:`subnet_state_dict` turns supernet weights into backbone weights.
 
 Both return the outputs of the stages in ``out_indices`` (strides 4, 8, 16,
-32) and support ``frozen_stages`` / ``norm_eval`` like mmdet's ResNet. Weights
+32) and support ``frozen_stages`` / ``norm_eval`` / ``norm_cfg`` like mmdet's
+ResNet: ``norm_cfg=dict(type='SyncBN')`` gives the official search's
+synchronised BN on GPUs (on one process it is plain BN). Weights
 are initialised at construction like the official code (see
 :func:`init_weights_like_detnas`); an ``init_cfg`` (e.g. Pretrained) is
 applied on top by ``init_weights()``.
@@ -19,8 +21,10 @@ from collections import OrderedDict
 from typing import Callable, Mapping, Sequence
 
 import torch
+from mmcv.cnn import build_norm_layer
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
+from mmengine.registry import MODELS as ENGINE_MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -39,18 +43,28 @@ __all__ = [
 ]
 
 NUM_STAGES = 4
+DEFAULT_NORM_CFG = dict(type='BN', requires_grad=True)
+
+
+def norm_layer_from_cfg(norm_cfg: Mapping) -> Callable[[int], nn.Module]:
+    """``num_features -> layer`` built by mmcv's ``build_norm_layer`` (BN, SyncBN, GN, ...)."""
+    norm_cfg = dict(norm_cfg)
+    if ENGINE_MODELS.get(norm_cfg.get('type')) is None:  # mmcv's own message names None
+        raise NasError(f"norm_cfg type {norm_cfg.get('type')!r} is not a normalisation layer "
+                       "that mmcv knows; use e.g. dict(type='BN') or dict(type='SyncBN')")
+    return lambda num_features: build_norm_layer(norm_cfg, num_features)[1]
 
 
 class _DetNASNet(BaseModule):
     """Stem + a flat ``layers`` list of choice blocks grouped into four stages.
 
-    ``build_layer(index, spec)`` makes layer ``index``; it is the only thing
-    that differs between the supernet and a standalone backbone.
+    ``build_layer(index, spec, norm_layer)`` makes layer ``index``; it is the
+    only thing that differs between the supernet and a standalone backbone.
     """
 
-    def __init__(self, variant: str, build_layer: Callable[[int, LayerSpec], nn.Module],
+    def __init__(self, variant: str, build_layer: Callable[..., nn.Module],
                  out_indices: Sequence[int], frozen_stages: int, norm_eval: bool,
-                 init_cfg: dict | list | None):
+                 norm_cfg: Mapping | None, init_cfg: dict | list | None):
         super().__init__(init_cfg)
         if not set(out_indices) <= set(range(NUM_STAGES)) or not out_indices:
             raise NasError(f'out_indices must be a non-empty subset of 0..{NUM_STAGES - 1}, '
@@ -62,9 +76,11 @@ class _DetNASNet(BaseModule):
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.stem = build_stem(VARIANTS[variant]['first_channels'])
+        self.norm_cfg = dict(norm_cfg or DEFAULT_NORM_CFG)
+        norm_layer = norm_layer_from_cfg(self.norm_cfg)
+        self.stem = build_stem(VARIANTS[variant]['first_channels'], norm_layer)
         self.layers = nn.ModuleList(
-            build_layer(index, spec) for index, spec in enumerate(layer_specs(variant)))
+            build_layer(index, spec, norm_layer) for index, spec in enumerate(layer_specs(variant)))
         self._stage_last_layers = stage_last_layers(variant)
         self._output_layers = {self._stage_last_layers[stage] for stage in self.out_indices}
         init_weights_like_detnas(self)
@@ -106,13 +122,19 @@ class _DetNASNet(BaseModule):
 
 @MODELS.register_module()
 class DetNASSuperNet(_DetNASNet):
-    """The DetNAS one-shot supernet; ``set_arch`` picks the path ``forward`` runs."""
+    """The DetNAS one-shot supernet; ``set_arch`` picks the path ``forward`` runs.
+
+    ``norm_cfg`` is mmcv's (``dict(type='BN')`` by default). The official
+    search trains the supernet with ``dict(type='SyncBN')`` at 2 images per
+    GPU; candidates are still BN-recalibrated per process
+    (:func:`nas_tasks.estimators.bn_recalibration.recalibrate_batch_norm`).
+    """
 
     def __init__(self, variant: str = 'small', out_indices: Sequence[int] = (0, 1, 2, 3),
-                 frozen_stages: int = -1, norm_eval: bool = False,
+                 frozen_stages: int = -1, norm_eval: bool = False, norm_cfg: dict | None = None,
                  init_cfg: dict | list | None = None):
-        super().__init__(variant, lambda index, spec: ChoiceBlock(*spec), out_indices,
-                         frozen_stages, norm_eval, init_cfg)
+        super().__init__(variant, lambda index, spec, norm: ChoiceBlock(*spec, norm_layer=norm),
+                         out_indices, frozen_stages, norm_eval, norm_cfg, init_cfg)
 
     def set_arch(self, arch: Mapping[str, str]) -> None:
         for layer, choice in zip(self.layers, arch_to_choices(arch, self.variant)):
@@ -137,15 +159,19 @@ class DetNASBackbone(_DetNASNet):
             (resolved by :func:`nas_tasks.architectures.resolve_arch`).
         variant: 'small', 'large' or 'xlarge'; inferred from a preset or
             document, required for a bare arch dict.
+        norm_cfg: mmcv's normalisation config, as for the supernet
+            (``dict(type='BN')`` by default, ``dict(type='SyncBN')`` on GPUs).
     """
 
     def __init__(self, arch: str | os.PathLike | Mapping[str, str], variant: str | None = None,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
-                 norm_eval: bool = False, init_cfg: dict | list | None = None):
+                 norm_eval: bool = False, norm_cfg: dict | None = None,
+                 init_cfg: dict | list | None = None):
         variant, arch = resolve_detnas_arch(arch, variant)
         choices = arch_to_choices(arch, variant)
-        super().__init__(variant, lambda index, spec: ShuffleNetV2Block(choices[index], *spec),
-                         out_indices, frozen_stages, norm_eval, init_cfg)
+        super().__init__(
+            variant, lambda index, spec, norm: ShuffleNetV2Block(choices[index], *spec, norm_layer=norm),
+            out_indices, frozen_stages, norm_eval, norm_cfg, init_cfg)
         self.arch = arch
 
 

@@ -120,3 +120,57 @@ def test_no_batches_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     with pytest.raises(NasError, match='BN recalibration got no batches'):
         recalibrate_batch_norm(model, [], forward=model)
+
+
+# -- a DetNAS supernet with SyncBN (the official search's norm) ---------------------------------
+
+def test_a_sync_bn_supernet_recalibrates_per_process_like_the_same_supernet_with_bn():
+    """Inside a (one-rank gloo) process group, where torch's SyncBatchNorm in train mode
+    would all-reduce (and on a CPU refuses to run), a DetNAS supernet built with
+    norm_cfg=SyncBN is recalibrated on this process's batches alone: its statistics and
+    its eval-mode outputs equal those of the same supernet built with BN."""
+    import random
+
+    import torch.distributed as torch_dist
+    from backbones.detnas import CHOICE_NAMES, DetNASSuperNet, layer_keys
+    from conftest import free_port
+    rng = random.Random(3)
+    arch = {key: rng.choice(CHOICE_NAMES) for key in layer_keys('small')}
+    networks = {}
+    for norm in ('BN', 'SyncBN'):
+        torch.manual_seed(0)
+        networks[norm] = DetNASSuperNet(norm_cfg=dict(type=norm), out_indices=(2, 3))
+        networks[norm].set_arch(arch)
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in networks['SyncBN'].modules())
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in networks['BN'].modules())
+    generator = torch.Generator().manual_seed(1)
+    data = [torch.rand(2, 3, 64, 64, generator=generator) * (index + 1) for index in range(3)]
+    probe = torch.rand(2, 3, 64, 64, generator=generator)
+
+    torch_dist.init_process_group('gloo', rank=0, world_size=1,
+                                  init_method=f'tcp://127.0.0.1:{free_port()}')
+    try:
+        outputs = {}
+        for norm, network in networks.items():
+            assert recalibrate_batch_norm(network, data, forward=network) == len(data)
+            network.eval()
+            with torch.no_grad():
+                outputs[norm] = network(probe)
+    finally:
+        torch_dist.destroy_process_group()
+
+    bn_norms, sync_norms = batch_norms(networks['BN']), batch_norms(networks['SyncBN'])
+    assert bn_norms.keys() == sync_norms.keys()
+    recalibrated = [name for name, norm in bn_norms.items() if norm.num_batches_tracked > 0]
+    assert len(recalibrated) > 20  # the chosen path's BNs (the other choices see no data)
+    means = torch.cat([bn_norms[name].running_mean for name in recalibrated])
+    assert means.std() > 0.01  # statistics that vary, so that equality says something
+    for name in bn_norms:
+        torch.testing.assert_close(sync_norms[name].running_mean, bn_norms[name].running_mean,
+                                   msg=name)
+        torch.testing.assert_close(sync_norms[name].running_var, bn_norms[name].running_var,
+                                   msg=name)
+        assert 'forward' not in vars(sync_norms[name])  # the class's forward is back
+    assert outputs['BN'][-1].std() > 0
+    for bn_output, sync_output in zip(outputs['BN'], outputs['SyncBN']):
+        torch.testing.assert_close(sync_output, bn_output)

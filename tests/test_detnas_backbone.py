@@ -299,3 +299,31 @@ def test_mmdet_registry_builds_supernet_and_backbone():
     x = torch.randn(1, 3, 64, 64)
     assert [out.shape[1] for out in run(supernet.eval(), x)] == [320, 640]
     assert [out.shape[1] for out in run(backbone.eval(), x)] == list(SMALL_WIDTHS)
+
+
+@pytest.mark.parametrize('config, norm', [
+    ('configs/detnas/detnas_retinanet_coco.py', nn.SyncBatchNorm),
+    ('configs/detnas/detnas_faster_rcnn_coco.py', nn.SyncBatchNorm),
+    ('configs/detnas/detnas_retinanet_toy.py', nn.BatchNorm2d),
+])
+def test_coco_searches_train_the_supernet_with_sync_bn_and_the_toy_one_with_bn(config, norm):
+    """The official DetNAS search's SyncBN (2 images per GPU) on COCO; BN on the CPU toy."""
+    import backbones  # noqa: F401  (registers the models)
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    if norm is nn.SyncBatchNorm:
+        assert cfg.train_dataloader.batch_size == 2
+    supernet = MODELS.build({**cfg.model.backbone, 'init_cfg': None})
+    norms = [m for m in supernet.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) > 100 and all(isinstance(m, norm) for m in norms)
+    # Initialised like the official code whatever the norm: weight 1, bias 1e-4.
+    assert all(torch.all(m.bias == 1e-4) and torch.all(m.weight == 1) for m in norms)
+
+
+def test_the_norm_cfg_reaches_every_layer_of_a_found_backbone_and_an_unknown_one_is_refused():
+    backbone = DetNASBackbone('detnas_300m_coco_fpn', norm_cfg=dict(type='GN', num_groups=2))
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in backbone.modules())
+    assert sum(isinstance(m, nn.GroupNorm) for m in backbone.modules()) > 50
+    with pytest.raises(NasError, match="norm_cfg type 'NoSuchNorm' is not a normalisation layer"):
+        DetNASSuperNet(norm_cfg=dict(type='NoSuchNorm'))

@@ -11,7 +11,9 @@ _base_ = [
     '../_base_/detnas_search_coco.py',
 ]
 # The supernet starts from its ImageNet pre-training (step 1); prefix: the
-# classifier's backbone.* weights.
-model = dict(backbone=dict(init_cfg=dict(
+# classifier's backbone.* weights. It trains with synchronised BN at 2 images
+# per GPU, as the official search does (on one process SyncBN is plain BN; each
+# candidate's statistics are still recalibrated per process, docs/detnas.md).
+model = dict(backbone=dict(norm_cfg=dict(type='SyncBN', requires_grad=True), init_cfg=dict(
     type='Pretrained', checkpoint='work_dirs/detnas_supernet_imagenet/classifier_weights.pth',
     prefix='backbone.')))

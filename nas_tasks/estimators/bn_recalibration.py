@@ -3,10 +3,16 @@
 Shared BN statistics were accumulated over many different paths, so they do
 not match any single candidate. Following SPOS and DetNAS, the statistics are
 reset and re-estimated on a few training batches, forward only.
+
+A SyncBatchNorm (the DetNAS supernet's on GPUs) is recalibrated as the plain
+BN it is on one process: every rank recalibrates its own candidate, so its
+statistics come from its own batches, with no collective across ranks.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import types
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -31,7 +37,9 @@ def recalibrate_batch_norm(model: nn.Module, batches: Iterable, forward: Callabl
     those statistics at their reset values. Every module's mode, and every
     BN's momentum, is restored afterwards. BNs without running statistics
     (``track_running_stats=False``) always normalise by the batch and are left
-    alone. Returns the number of batches used.
+    alone. A ``SyncBatchNorm`` normalises by this process's batch only (see
+    :func:`_without_sync`), so the statistics equal those of the same network
+    built with BN. Returns the number of batches used.
 
     Raises :class:`NasError` for a normalisation layer with running statistics
     that is not a torch BN (e.g. torchvision's FrozenBatchNorm2d), which cannot
@@ -48,7 +56,7 @@ def recalibrate_batch_norm(model: nn.Module, batches: Iterable, forward: Callabl
         norm.train()
     count = 0
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _without_sync(norms):
             for batch in batches:
                 forward(batch)
                 count += 1
@@ -60,6 +68,28 @@ def recalibrate_batch_norm(model: nn.Module, batches: Iterable, forward: Callabl
     if count == 0:
         raise NasError('BN recalibration got no batches: the training split it reads is empty')
     return count
+
+
+@contextmanager
+def _without_sync(norms: list[_BatchNorm]) -> Iterator[None]:
+    """Run every SyncBatchNorm of ``norms`` as a plain BN (``_BatchNorm.forward``).
+
+    In train mode torch's SyncBatchNorm all-reduces its batch statistics over
+    the process group, which would mix the statistics of the different
+    candidates that the ranks recalibrate at the same time (and hang when ranks
+    hold different numbers of candidates); on a CPU it refuses to run at all
+    once a group exists. Its parameters and buffers are a BN's, so BN's own
+    forward gives this process's statistics. The instance attribute shadows
+    the class's forward and is removed afterwards.
+    """
+    synced = [norm for norm in norms if isinstance(norm, nn.SyncBatchNorm)]
+    for norm in synced:
+        norm.forward = types.MethodType(_BatchNorm.forward, norm)
+    try:
+        yield
+    finally:
+        for norm in synced:
+            del norm.forward
 
 
 def _batch_norms_with_running_stats(model: nn.Module) -> list[_BatchNorm]:
