@@ -33,6 +33,7 @@ from torch import nn
 
 from gan.autogan.shared_training import hinge_d_loss, hinge_g_loss, init_weights
 from gan.metrics import quantise
+from nas_tasks import dist
 from nas_tasks.errors import NasError
 from nas_tasks.validation import check_positive
 
@@ -143,7 +144,19 @@ class AutoGANTrainingModel(BaseModel):
         return log_vars
 
     def _noise(self, batch_size: int) -> torch.Tensor:
-        return torch.randn(batch_size, self.latent_dim, device=self.num_d_steps.device)
+        """This process's ``batch_size`` latent vectors: its slice, in rank order, of the
+        batch of ``world_size x batch_size`` that every process draws alike.
+
+        mmengine seeds every rank the same (``randomness`` without ``diff_rank_seed``,
+        which would also give each rank other initial weights and EMA), so noise drawn
+        per rank would be the same on all of them: the discriminator would see 1/N
+        distinct fakes per step and N ranks compute one generator gradient. Drawing the
+        whole batch keeps the ranks' random streams in step, and a step on N ranks is the
+        one-process step on their batches concatenated.
+        """
+        world = dist.get_world_size()
+        noise = torch.randn(world * batch_size, self.latent_dim, device=self.num_d_steps.device)
+        return dist.local_slice(noise)
 
     def _discriminator_step(self, real: torch.Tensor, optim_wrapper) -> torch.Tensor:
         with torch.no_grad():
