@@ -13,6 +13,7 @@ from nas_tasks.errors import NasError
 from nas_tasks.loop import SearchLoop
 from nas_tasks.registry import COST_MODELS, DIFFERENTIABLE_SEARCHES, ESTIMATORS, SPACES, STRATEGIES
 from nas_tasks.search_logging import SearchLog
+from nas_tasks.shared_dir import check_shared_work_dir
 from nas_tasks.validation import check_int
 
 SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'cost_models', 'score_name',
@@ -137,6 +138,7 @@ def run_search(config_path: str, work_dir: str | None, resume: bool, cfg_options
     register_all_modules(cfg.get('default_scope'))
     dist.init_distributed(launcher)
     work_dir_path = Path(work_dir or Path('work_dirs') / Path(config_path).stem)
+    check_shared_work_dir(work_dir_path)  # every rank reads what rank 0 writes there
     if 'differentiable_search' in cfg:
         if retry_failed:
             raise NasError('--retry-failed applies to sample-based searches; a differentiable '

@@ -39,6 +39,7 @@ from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_write_json, json_safe
 from nas_tasks.registry import SPACES
 from nas_tasks.result import Result
+from nas_tasks.shared_dir import check_shared_work_dir
 from nas_tasks.validation import check_int
 
 DIAGNOSTICS_DIR = 'diagnostics'
@@ -103,6 +104,7 @@ def run_diagnosis(config_path: str, work_dir: str, cfg_options: dict, launcher: 
     settings = DiagnoseSettings.from_config(cfg)
     register_all_modules(cfg.get('default_scope'))
     dist.init_distributed(launcher)
+    check_shared_work_dir(work)  # rank 0 reads the result files every rank writes there
     return Diagnosis(cfg, work, settings, retry_failed).run()
 
 
