@@ -177,3 +177,28 @@ def test_state_dict_round_trip_continues_exactly():
     assert all(torch.equal(a, b) for a, b in zip(g_params(uninterrupted), g_params(resumed)))
     assert resumed.reset_log == uninterrupted.reset_log == [7]
     assert resumed.dynamic_reset.state_dict() == uninterrupted.dynamic_reset.state_dict()
+
+
+def test_a_state_trained_on_another_world_size_is_refused_unless_allowed():
+    from nas_tasks.world_size import WORLD_SIZE_KEY, allow_world_size_change
+    trained = SharedGANTrainer(TINY)
+    trained.train_steps(3, real_batches(), stage0_sampler())
+    state = save_and_load(trained.state_dict())
+    assert state[WORLD_SIZE_KEY] == 1  # no process group: one process
+    state[WORLD_SIZE_KEY] = 4  # as a search on four processes saved it
+    resumed = SharedGANTrainer(replace(TINY, seed=9))
+    untouched = g_params(resumed)
+    with pytest.raises(NasError) as error:
+        resumed.load_state_dict(state)
+    assert str(error.value) == (
+        'the search checkpoint search_state.pth holds the shared GAN trained on 4 process(es), '
+        'but this run has 1: its total batch would change from 4x to 1x the per-process batch. '
+        'Resume it on 4 process(es), or pass --allow-world-size-change to go on at the new batch')
+    assert all(torch.equal(a, b) for a, b in zip(g_params(resumed), untouched))  # nothing loaded
+    allow_world_size_change(True)
+    try:
+        resumed.load_state_dict(state)
+    finally:
+        allow_world_size_change(False)
+    assert all(torch.equal(a, b) for a, b in zip(g_params(resumed), g_params(trained)))
+    assert not all(torch.equal(a, b) for a, b in zip(untouched, g_params(trained)))

@@ -30,6 +30,8 @@ from gan.autogan.shared_generator import AutoGANSharedGenerator
 from gan.autogan.space import AutoGANSpace
 from nas_tasks.errors import NasError
 from nas_tasks.space import Arch
+from nas_tasks.workdir import CHECKPOINT_NAME
+from nas_tasks.world_size import WORLD_SIZE_KEY, check_resumed_world_size, current_world_size
 
 
 @dataclass(frozen=True)
@@ -186,9 +188,16 @@ class SharedGANTrainer:
                 'dynamic_reset': self.dynamic_reset.state_dict(),
                 'd_step': self.d_step,
                 'reset_log': list(self.reset_log),
-                'rng': self.rng.get_state()}
+                'rng': self.rng.get_state(),
+                # Each step's total batch is the world's: resumed on another world size, the
+                # rest of the search would train at another batch.
+                WORLD_SIZE_KEY: current_world_size()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restores a :meth:`state_dict`; one written on another number of processes is
+        refused (:func:`nas_tasks.world_size.check_resumed_world_size`) before anything loads."""
+        check_resumed_world_size(state.get(WORLD_SIZE_KEY), 'the shared GAN',
+                                 f'the search checkpoint {CHECKPOINT_NAME}')
         self.generator.load_state_dict(state['generator'])
         self.discriminator.load_state_dict(state['discriminator'])
         self.g_optimizer.load_state_dict(state['g_optimizer'])
