@@ -39,6 +39,7 @@ from nas_tasks.runner import TrainingDiverged, make_runner
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.space import CategoricalSpace
 from nas_tasks.validation import check_int
+from nas_tasks.world_size_hook import WorldSizeHook
 
 SUPERNET_WEIGHTS = 'supernet_final.pth'
 SUBNET_WEIGHTS = 'best_subnet.pth'
@@ -122,7 +123,11 @@ class OneShotDetectionEstimator(Estimator):
         for key in ('val_dataloader', 'val_cfg', 'val_evaluator',
                     'test_dataloader', 'test_cfg', 'test_evaluator'):
             cfg[key] = None
-        return make_runner(cfg)
+        runner = make_runner(cfg)
+        # The supernet's checkpoints record the world size (its total batch);
+        # resuming them on another one is refused unless --allow-world-size-change.
+        runner.register_hook(WorldSizeHook('the supernet'))
+        return runner
 
     @property
     def model(self) -> torch.nn.Module:
@@ -153,7 +158,8 @@ class OneShotDetectionEstimator(Estimator):
         seed_everything(seed_for(self.seed, self.space.canonical(arch)))
         model = self.model
         resolve_submodule(model, self.supernet_path).set_arch(arch)
-        # Each rank recalibrates its own candidate: a SyncBN must not all-reduce across ranks.
+        # Each rank recalibrates its own candidate: nothing may all-reduce across ranks
+        # (recalibrate_batch_norm also runs a SyncBN as this process's plain BN).
         with process_local():
             recalibrate_detector_batch_norm(
                 model, itertools.islice(recalibration_loader, self.bn_recalibration_batches))

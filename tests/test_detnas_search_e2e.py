@@ -52,6 +52,17 @@ def test_search_writes_best_arch_with_map_and_flops(straight_run):
     assert timings['seconds_inference'] > 0 and timings['seconds_coco_eval'] > 0
 
 
+def test_the_supernet_checkpoint_records_its_world_size(straight_run):
+    """What a resume on another number of processes is checked against
+    (tests/test_detnas_supernet_world_size.py)."""
+    from nas_tasks.world_size import WORLD_SIZE_KEY
+    from search_runs import DETNAS_SUPERNET_ITERS
+    work_dir, _ = straight_run
+    checkpoint = torch.load(work_dir / 'supernet' / f'iter_{DETNAS_SUPERNET_ITERS}.pth',
+                            weights_only=True)
+    assert checkpoint['meta'][WORLD_SIZE_KEY] == 1
+
+
 def test_rerun_of_a_finished_search_reexports_the_same_best(detnas_search, tmp_path):
     """What `bash demo.sh` does the second time: --resume on a finished search."""
     first = detnas_search.result
