@@ -9,7 +9,10 @@ only puts the candidate's arch into ``model.neck.arch``.
 
 Under torchrun the search loop gives each rank whole candidates. Each rank
 then trains its candidate in a plain single-process mmengine Runner: see
-:func:`process_local`.
+:func:`process_local`. Each process parses the training split once and every
+candidate's Runner trains on a copy that shares its annotations
+(:mod:`nas_tasks.built_datasets`); the held-out split and its metric are
+built once too.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from detection.data import build_held_out_split, check_dataset_paths
 from detection.metrics import score_on_split
 from detection.nas_fpn.plots import draw_pyramid
 from mmdet.registry import MODELS
+from nas_tasks.built_datasets import parsed_once
 from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Arch, Estimator
@@ -187,6 +191,9 @@ class ProxyDetectionEstimator(Estimator):
         cfg.randomness = dict(seed=seed)
         cfg.load_from, cfg.resume = None, False
         cfg.log_level = self.log_level
+        # Every candidate trains on the training split parsed once by this process
+        # (train2017's annotations: once, not once per candidate).
+        cfg.train_dataloader.dataset = parsed_once(cfg.train_dataloader.dataset)
         # The Runner only trains: the held-out split is scored by _evaluate_one,
         # and a proxy model is not worth a checkpoint.
         for key in ('val_dataloader', 'val_cfg', 'val_evaluator',
