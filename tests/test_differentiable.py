@@ -207,13 +207,20 @@ def test_first_order_step_uses_the_arch_half_and_moves_only_arch_params(tmp_path
 
     expected_arch_grad = hand_grads(model, full_batch(arch_data), arch)[0]
     assert not torch.allclose(expected_arch_grad, hand_grads(model, full_batch(weight_data), arch)[0])
+    # The architecture step computes no weight gradient (the weights are frozen for it).
+    weight_grads_computed = []
+    hooks = [p.register_hook(lambda grad: weight_grads_computed.append(grad)) for p in weights]
     trainer.architect.step(full_batch(arch_data))
+    for hook in hooks:
+        hook.remove()
+    assert weight_grads_computed == []
+    assert all(p.requires_grad for p in weights)  # and thawed after it
     assert_same(w0, weights)
     assert torch.allclose(a0[0] - arch[0], expected_arch_grad, rtol=1e-12, atol=1e-15)
     a1 = snapshot(arch)
 
     expected_weight_grads = hand_grads(model, full_batch(weight_data), weights)
-    trainer._weight_step(full_batch(weight_data))
+    trainer._weight_step([full_batch(weight_data)])
     assert_same(a1, arch)
     assert all(p.grad is None for p in arch)  # the weight step's arch grads are dropped
     for before, after, grad in zip(w0, weights, expected_weight_grads):
@@ -275,7 +282,7 @@ def test_second_order_arch_gradient_matches_the_unrolled_derivative(tmp_path, mo
     model, weights, (alpha,) = trainer.model, trainer.weight_parameters, trainer.arch_parameters
     w_batch, a_batch = full_batch(weight_data), full_batch(arch_data)
     if momentum:  # a real weight step first, so that a momentum buffer exists
-        trainer._weight_step(w_batch)
+        trainer._weight_step([w_batch])
     buffers = [trainer.weight_optimizer.state.get(w, {}).get('momentum_buffer') for w in weights]
     momentum_term = [momentum * b + weight_decay * w.detach() if b is not None
                      else weight_decay * w.detach() for w, b in zip(weights, buffers)]
@@ -337,7 +344,8 @@ RESUME_SETTINGS = [
 @pytest.mark.parametrize('settings', RESUME_SETTINGS, ids=['single-path', 'second-order'])
 def test_resumed_search_ends_bit_identical_to_an_uninterrupted_one(tmp_path, settings):
     """Dropout (torch RNG) and NumPy noise in the data (numpy RNG) must be restored too."""
-    common = dict(epochs=3, batch_size=2, weight_lr_schedule=dict(type='cosine', min_lr=0.01),
+    common = dict(epochs=3, batch_size=2,
+                  param_scheduler=dict(type='CosineAnnealingLR', eta_min=0.01, by_epoch=True),
                   **settings)
 
     def build(work_dir, init_seed, on_epoch_end=None):
@@ -365,7 +373,7 @@ def test_resumed_search_ends_bit_identical_to_an_uninterrupted_one(tmp_path, set
 
     for key, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
-    for name in ('weight_optimizer', 'arch_optimizer', 'lr_scheduler'):
+    for name in ('weight_optimizer', 'arch_optimizer', 'schedules'):
         assert _flat(getattr(whole, name).state_dict()) == _flat(getattr(resumed, name).state_dict())
     assert resumed.history == whole.history
     assert resumed.history[-1]['lr'] < resumed.history[0]['lr']  # the cosine schedule advanced
@@ -390,7 +398,9 @@ def test_checkpoint_loads_weights_only_and_a_used_work_dir_is_refused(tmp_path):
     checkpoint = tmp_path / 'search_state.pth'
     state = torch.load(checkpoint, weights_only=True)
     assert state['epoch'] == 2 and state['global_step'] == 2 and len(state['history']) == 2
-    assert set(state) >= {'model', 'weight_optimizer', 'arch_optimizer', 'lr_scheduler', 'rng'}
+    assert set(state) >= {'model', 'weight_optimizer', 'arch_optimizer', 'param_schedulers', 'rng',
+                          'world_size'}
+    assert state['world_size'] == 1
     assert 'arch_params.logits.alpha' in state['model']
     before = checkpoint.read_bytes()
     with pytest.raises(NasError, match='already holds a search; pass --resume to continue it, or '
@@ -409,7 +419,10 @@ def test_checkpoint_loads_weights_only_and_a_used_work_dir_is_refused(tmp_path):
      "arch_optimizer 'Adam' has no setting 'beta'"),
     (dict(weight_optimizer=dict(type='SGD', lr=-1)), 'Invalid learning rate'),
     (dict(second_order=True, weight_optimizer=dict(type='Adam')), "weight_optimizer type='SGD'"),
-    (dict(weight_lr_schedule=dict(type='step')), 'weight_lr_schedule must be None or'),
+    (dict(param_scheduler=dict(type='StepLR')), "bad param_scheduler .*'step_size'"),
+    (dict(param_scheduler=['cosine']), 'param_scheduler must be an mmengine scheduler config'),
+    (dict(accumulative_counts=3), 'fewer than accumulative_counts 3'),
+    (dict(accumulative_counts=2, second_order=True), 'accumulative_counts > 1 needs first-order'),
     (dict(batch_size=9), 'fewer than batch_size 9'),
     (dict(arch_start_epoch=3, epochs=2), 'arch_start_epoch'),
 ])

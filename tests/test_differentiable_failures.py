@@ -167,7 +167,7 @@ def test_a_resume_takes_the_learning_rates_of_its_settings(tmp_path):
     keeps its place and anneals from the new initial lr, as if it had been set from the start."""
     def settings(weight_lr, arch_lr):
         return dict(epochs=3, max_iters_per_epoch=1,
-                    weight_lr_schedule=dict(type='cosine', min_lr=0.001),
+                    param_scheduler=dict(type='CosineAnnealingLR', eta_min=0.001, by_epoch=True),
                     weight_optimizer=dict(type='SGD', lr=weight_lr, momentum=0.9),
                     arch_optimizer=dict(type='Adam', lr=arch_lr))
 

@@ -44,7 +44,7 @@ def test_all_paths_runs_every_candidate_in_arch_steps_and_one_in_weight_steps(tm
     model = CallRecordingModel()
     trainer = make_trainer(tmp_path, model=model, single_path=True, arch_paths=arch_paths)
     model.arch_params.uniform = False
-    trainer.train_step(full_batch(NoisyData(4, seed=1)), full_batch(NoisyData(4, seed=2)))
+    trainer.train_step([full_batch(NoisyData(4, seed=1))], [full_batch(NoisyData(4, seed=2))])
     arch_forward, weight_forward = model.calls_per_forward
     drawn = model.arch_params.sampled_indices('alpha').tolist()
     one_hot = [[int(k == index) for k in range(NUM_OPS)] for index in drawn]
@@ -92,8 +92,8 @@ def test_the_arch_cost_adds_exactly_its_gradient_to_arch_steps_only(tmp_path, se
     costly.model.costs_seen.clear()
 
     # A weight step: the cost is not computed and changes nothing.
-    plain._weight_step(weight_batch)
-    costly._weight_step(weight_batch)
+    plain._weight_step([weight_batch])
+    costly._weight_step([weight_batch])
     assert costly.model.costs_seen == []
     for mine, theirs in zip(plain.model.parameters(), costly.model.parameters()):
         assert torch.equal(mine, theirs)

@@ -1,10 +1,15 @@
 """The architecture step of a bilevel (DARTS) search: first or second order.
 
-Every gradient is taken with ``loss.backward()`` through ``forward`` (the
-model, or its DistributedDataParallel wrapper), never with
-``torch.autograd.grad``, so that under DDP both the weight and the
-architecture gradients are averaged across ranks and all ranks take the same
-step.
+A first-order step computes no weight gradient: the weights are frozen
+(``requires_grad`` off) for its forward and backward, as the official FNA
+code's ``set_param_grad_state`` does, so backward stops at the architecture
+parameters. It runs the bare model (``module``), outside the
+DistributedDataParallel wrapper whose gradient hooks expect every weight's
+gradient, and averages the architecture gradients over the ranks itself (one
+all-reduce), so all ranks take the same step. A second-order step needs the
+weight gradients (its virtual step and Hessian term) and takes every
+gradient with ``loss.backward()`` through ``forward`` (the model, or its
+DDP wrapper), which averages both kinds over the ranks.
 
 An architecture cost (``cost``: a scalar function of the architecture
 parameters, e.g. FNA's expected latency) joins the architecture-half loss of
@@ -12,11 +17,13 @@ every architecture step, never a weight step.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
+from nas_tasks import dist
 from nas_tasks.differentiable.finite import check_step
 from nas_tasks.differentiable.precision import Precision
 from nas_tasks.errors import NasError
@@ -29,16 +36,31 @@ def zero_grads(params: Sequence[nn.Parameter]) -> None:
         param.grad = None
 
 
+@contextlib.contextmanager
+def frozen(params: Sequence[nn.Parameter]):
+    """``params`` take no gradient inside (backward computes none for them)."""
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in params:
+            param.requires_grad_(True)
+
+
 def backward_loss(forward: Callable[[Batch], torch.Tensor], batch: Batch,
                   params: Sequence[nn.Parameter], precision: Precision | None = None,
-                  cost: Callable[[], torch.Tensor] | None = None
+                  cost: Callable[[], torch.Tensor] | None = None, scale: float = 1.0
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Clear the grads of ``params``, then back-propagate ``forward(batch)`` (plus ``cost()``).
 
     ``forward`` runs under ``precision``'s autocast, and its loss is scaled
     if ``precision`` scales losses; ``cost``, a function of the architecture
     parameters, runs in full precision. One ``backward()`` for both, so DDP
-    sees one backward pass. Returns the detached loss and cost (None without one).
+    sees one backward pass. ``scale`` multiplies what is back-propagated (a
+    micro-batch's share of an accumulated step: ``1 / accumulative_counts``);
+    gradients add up in ``.grad`` over calls that clear nothing. Returns the
+    detached (unscaled) loss and cost (None without one).
     """
     zero_grads(params)
     if precision is None:
@@ -56,6 +78,8 @@ def backward_loss(forward: Callable[[Batch], torch.Tensor], batch: Batch,
             raise NasError('the search model\'s arch_cost() must return a scalar tensor, got '
                            f'{type(extra).__name__} {tuple(getattr(extra, "shape", ()))}')
         total = loss + extra
+    if scale != 1.0:
+        total = total * scale
     if precision is None:
         total.backward()
     else:
@@ -100,6 +124,13 @@ class Architect:
 
     The forward passes update BatchNorm running statistics like any training
     forward; weights are restored bit for bit after the virtual steps.
+
+    ``module`` is the bare model the first-order step runs with the weights
+    frozen (default: ``forward``); under DDP the trainer passes the model
+    inside the wrapper, and the architecture gradients are then averaged over
+    the ranks here. A first-order step may accumulate several micro-batches
+    (:meth:`step_accumulated`): each one's loss divided by their number, one
+    step, as one step on their concatenation.
     """
 
     radius = 0.01
@@ -108,8 +139,10 @@ class Architect:
                  arch: Sequence[nn.Parameter], weight_optimizer: torch.optim.Optimizer,
                  arch_optimizer: torch.optim.Optimizer, second_order: bool = False,
                  cost: Callable[[], torch.Tensor] | None = None,
-                 precision: Precision | None = None):
+                 precision: Precision | None = None,
+                 module: Callable[[Batch], torch.Tensor] | None = None):
         self.forward = forward
+        self.module = forward if module is None else module
         self.weights = list(weights)
         self.arch = list(arch)
         self.weight_optimizer = weight_optimizer
@@ -135,12 +168,18 @@ class Architect:
         the same iteration, as in DARTS. A non-finite loss or gradient (on any
         rank) raises :class:`NonFiniteStep` before the architecture moves.
         """
+        return self.step_accumulated([arch_batch], weight_batch)
+
+    def step_accumulated(self, arch_batches: Sequence[Batch], weight_batch: Batch | None = None
+                         ) -> tuple[float, float | None]:
+        """:meth:`step` on the micro-batches ``arch_batches`` accumulated (first order only
+        for more than one); returns their mean loss and the cost."""
         if self.second_order:
-            loss, cost, grads = self.unrolled_grads(arch_batch, weight_batch)
+            if len(arch_batches) != 1:
+                raise ValueError('a second-order architecture step takes one batch')
+            loss, cost, grads = self.unrolled_grads(arch_batches[0], weight_batch)
         else:
-            loss, cost = backward_loss(self.forward, arch_batch, self._all, self.precision,
-                                       self.cost)
-            grads = _grads(self.arch)
+            loss, cost, grads = self.first_order_grads(arch_batches)
         zero_grads(self._all)
         objective = loss if cost is None else loss + cost
         # Under loss scaling an overflowing gradient is the scaler's to skip.
@@ -152,6 +191,22 @@ class Architect:
         self.precision.step(self.arch_optimizer)
         zero_grads(self.arch)
         return float(loss), None if cost is None else float(cost)
+
+    def first_order_grads(self, arch_batches: Sequence[Batch]
+                          ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
+        """``(mean L_val, cost, d (L_val + cost) / d alpha)`` at the current weights, averaged
+        over the ranks; no weight gradient is computed."""
+        zero_grads(self._all)
+        losses, cost = [], None
+        with frozen(self.weights):
+            for batch in arch_batches:
+                loss, cost = backward_loss(self.module, batch, (), self.precision, self.cost,
+                                           scale=1.0 / len(arch_batches))
+                losses.append(loss)
+        grads = _grads(self.arch)
+        # Every rank ran the same path, so the same gradients are None on all of them.
+        dist.all_reduce_mean_([grad for grad in grads if grad is not None])
+        return torch.stack(losses).mean(), cost, grads
 
     def unrolled_grads(self, arch_batch: Batch, weight_batch: Batch
                        ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:

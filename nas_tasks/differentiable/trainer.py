@@ -12,7 +12,7 @@ import itertools
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import torch
 from mmengine.logging import MMLogger
@@ -29,6 +29,7 @@ from nas_tasks.differentiable.architect import Architect, backward_loss, zero_gr
 from nas_tasks.differentiable.finite import NonFiniteStep, check_step, non_finite_entries
 from nas_tasks.differentiable.loaders import HalfLoader, check_half_size, dataloader_template
 from nas_tasks.differentiable.precision import Precision, check_amp_settings, sync_batch_norm
+from nas_tasks.differentiable.schedules import WeightSchedules
 from nas_tasks.differentiable.state import capture_rng_state, restore_rng_state
 from nas_tasks.errors import NasError, first_line
 from nas_tasks.plots import plot_arch_weights
@@ -36,12 +37,15 @@ from nas_tasks.search_logging import SearchLog, epoch_scalars
 from nas_tasks.seeding import seed_everything, seed_for
 from nas_tasks.validation import check_int, check_number
 from nas_tasks.workdir import SearchWorkDir, check_state_keys
+from nas_tasks.world_size import WORLD_SIZE_KEY, check_resumed_world_size, current_world_size
 
 # What a trainer checkpoint holds (see DifferentiableTrainer.state_dict); it
 # also holds 'scaler' (the float16 loss scaler's state, None without one),
 # optional so that checkpoints written before mixed precision still load.
-STATE_KEYS = ('epoch', 'global_step', 'model', 'weight_optimizer', 'arch_optimizer', 'lr_scheduler',
-              'history', 'result', 'rng', 'settings')
+# It also records the world size it was trained on (WORLD_SIZE_KEY; absent in
+# checkpoints written before it was recorded).
+STATE_KEYS = ('epoch', 'global_step', 'model', 'weight_optimizer', 'arch_optimizer',
+              'param_schedulers', 'history', 'result', 'rng', 'settings')
 ARCH_PATHS = ('sampled', 'all')
 # DARTS (Liu et al. 2019) settings, used where a config names no optimizer.
 DEFAULT_WEIGHT_OPTIMIZER = dict(type='SGD', lr=0.025, momentum=0.9, weight_decay=3e-4)
@@ -101,9 +105,22 @@ class DifferentiableTrainer:
     is built from it with mmengine's ``Runner.build_dataloader``; last
     incomplete batches are dropped unless it says ``drop_last=False``.
 
-    ``weight_lr_schedule=dict(type='cosine', min_lr=...)`` anneals the weight
-    learning rate from its initial value to ``min_lr`` over ``epochs``,
-    stepped once per epoch (as DARTS does); None keeps it constant.
+    ``param_scheduler`` schedules the weight learning rate with mmengine's
+    param schedulers, as a Runner's ``param_scheduler`` does (see
+    :mod:`~nas_tasks.differentiable.schedules`): e.g. FNA's linear warm-up
+    and steps, Auto-DeepLab's cosine (DARTS anneals per epoch:
+    ``dict(type='CosineAnnealingLR', eta_min=..., by_epoch=True)``). None
+    keeps it constant. The architecture learning rate stays constant.
+
+    ``accumulative_counts=k`` accumulates gradients as mmengine's
+    OptimWrapper does: an iteration reads k micro-batches of each half (the
+    same single path for all of them), divides each loss by k, and steps
+    each optimizer once, so it is one step of k times the batch; under DDP
+    the weight micro-batches but the last run in ``no_sync``. Iterations
+    (``global_step``, ``max_iters_per_epoch``, ``log_interval``, iteration
+    based schedules) count these steps; an epoch is ``len(weight half
+    loader) // k`` of them. So 1, 2 or 4 processes reach a recipe's total
+    batch (``batch_size * processes * k``). First order only.
 
     ``amp=True`` runs the forward passes under autocast (float16 with loss
     scaling on CUDA, bfloat16 on the CPU; see :class:`Precision`); not with
@@ -120,10 +137,15 @@ class DifferentiableTrainer:
     run resumed from an epoch checkpoint ends bit-identical to an
     uninterrupted one (on the CPU; see the README for CUDA).
 
-    Under torch.distributed the model runs inside DistributedDataParallel and
-    every gradient comes from ``backward()``, so weight and architecture
-    gradients are averaged over ranks; all ranks draw the same single path.
-    Each rank reads ``batch_size`` samples per step. Rank 0 writes the files.
+    Under torch.distributed the weight steps (and second-order architecture
+    steps) run the model inside DistributedDataParallel, which averages the
+    gradients over ranks; a first-order architecture step freezes the weights
+    and runs the bare model, computing no weight gradient, and averages the
+    architecture gradients itself (see :mod:`~nas_tasks.differentiable.architect`).
+    All ranks draw the same single path. Each rank reads ``batch_size``
+    samples per micro-batch. Rank 0 writes the files. The checkpoint records
+    the world size; resuming on another one is refused unless allowed
+    (:mod:`nas_tasks.world_size`).
 
     Work directory (:class:`SearchWorkDir`'s rules): ``search_state.pth``
     after every epoch, the one before kept as ``search_state.prev.pth`` (a
@@ -143,7 +165,7 @@ class DifferentiableTrainer:
              weight_loss=mean, arch_loss=mean or None during warm-up,
              arch_cost=mean of model.arch_cost() over the architecture steps,
                        None during warm-up or without one,
-             lr=weight learning rate during the epoch,
+             lr=weight learning rate of the epoch's last step,
              arch_weights={group: nested list, the normalised weights},
              metrics={name: float, returned by on_epoch_end})
 
@@ -160,7 +182,8 @@ class DifferentiableTrainer:
                  work_dir: str | Path, epochs: int = 50, arch_start_epoch: int = 0,
                  dataloader: dict | None = None,
                  weight_optimizer: dict | None = None, arch_optimizer: dict | None = None,
-                 weight_lr_schedule: dict | None = None, grad_clip: float | None = 5.0,
+                 param_scheduler: dict | list | None = None, accumulative_counts: int = 1,
+                 grad_clip: float | None = 5.0,
                  second_order: bool = False, single_path: bool = False,
                  arch_paths: str = 'sampled', amp: bool = False, sync_bn: bool = False,
                  seed: int = 0, log_interval: int = 50, max_iters_per_epoch: int | None = None,
@@ -175,6 +198,7 @@ class DifferentiableTrainer:
         check_int('arch_start_epoch', arch_start_epoch, minimum=0)
         check_int('seed', seed, minimum=0)
         check_int('log_interval', log_interval, minimum=1)
+        check_int('accumulative_counts', accumulative_counts, minimum=1)
         if max_iters_per_epoch is not None:
             check_int('max_iters_per_epoch', max_iters_per_epoch, minimum=1)
         if arch_start_epoch > epochs:
@@ -187,6 +211,10 @@ class DifferentiableTrainer:
                 raise NasError(f'{name} must be True or False, got {flag!r}')
         _check_arch_paths(arch_paths, single_path)
         check_amp_settings(amp, second_order)
+        if second_order and accumulative_counts > 1:
+            raise NasError('accumulative_counts > 1 needs first-order architecture steps (the '
+                           'unrolled step simulates one weight step on one batch); set '
+                           'second_order=False or accumulative_counts=1')
         model = sync_batch_norm(model, sync_bn)
 
         self.model = model
@@ -199,6 +227,7 @@ class DifferentiableTrainer:
         self.arch_paths, self.amp, self.sync_bn = arch_paths, amp, sync_bn
         self.seed, self.log_interval = seed, log_interval
         self.max_iters_per_epoch = max_iters_per_epoch
+        self.accumulative_counts = accumulative_counts
         self.on_epoch_end = on_epoch_end
         self.logger: logging.Logger = logger or MMLogger.get_instance('nas_tasks')
         self._own_logger = logger is None
@@ -210,6 +239,10 @@ class DifferentiableTrainer:
         self.weight_dataset, self.arch_dataset = self.weight_loader.dataset, self.arch_loader.dataset
         for half, loader in (('weight', self.weight_loader), ('architecture', self.arch_loader)):
             check_half_size(loader, half)
+        if len(self.weight_loader) < accumulative_counts:
+            raise NasError(f'the weight half gives {len(self.weight_loader)} batch(es) per process '
+                           f'and pass, fewer than accumulative_counts {accumulative_counts}: an '
+                           'epoch would take no step; lower accumulative_counts or batch_size')
 
         arch_ids = {id(p) for p in arch_params.parameters()}
         self.arch_parameters = list(arch_params.parameters())
@@ -222,9 +255,11 @@ class DifferentiableTrainer:
                                                  self.weight_parameters, 'weight_optimizer')
         self.arch_optimizer = _build_optimizer(arch_optimizer or DEFAULT_ARCH_OPTIMIZER,
                                                self.arch_parameters, 'arch_optimizer')
-        self.lr_scheduler = _build_lr_schedule(weight_lr_schedule, self.weight_optimizer, epochs)
         self._configured_lrs = {name: [group['lr'] for group in optimizer.param_groups]
                                 for name, optimizer in self._optimizers().items()}
+        self.schedules = WeightSchedules(param_scheduler, self.weight_optimizer, epochs,
+                                         self.iters_per_epoch)  # sets the first step's lr
+        self.last_lr = self.weight_lr  # the weight learning rate of the latest step
 
         arch_params.single_path = single_path
         self.precision = Precision(amp, next(model.parameters()).device)
@@ -233,7 +268,8 @@ class DifferentiableTrainer:
         cost = getattr(model, 'arch_cost', None)
         self.architect = Architect(self.forward, self.weight_parameters, self.arch_parameters,
                                    self.weight_optimizer, self.arch_optimizer, second_order,
-                                   cost=cost if callable(cost) else None, precision=self.precision)
+                                   cost=cost if callable(cost) else None, precision=self.precision,
+                                   module=model)
         self.epoch = 0  # epochs completed
         self.global_step = 0  # iterations completed
         self.history: list[dict] = []
@@ -258,7 +294,7 @@ class DifferentiableTrainer:
 
     @property
     def iters_per_epoch(self) -> int:
-        iters = len(self.weight_loader)
+        iters = len(self.weight_loader) // self.accumulative_counts
         return iters if self.max_iters_per_epoch is None else min(iters, self.max_iters_per_epoch)
 
     # -- state -----------------------------------------------------------------
@@ -276,16 +312,20 @@ class DifferentiableTrainer:
                     model=self.model.state_dict(),
                     weight_optimizer=self.weight_optimizer.state_dict(),
                     arch_optimizer=self.arch_optimizer.state_dict(),
-                    lr_scheduler=None if self.lr_scheduler is None else self.lr_scheduler.state_dict(),
+                    param_schedulers=self.schedules.state_dict(),
                     history=self.history, result=self.result,
                     rng=dist.gather_objects(capture_rng_state()),
                     scaler=self.precision.state_dict(),
+                    **{WORLD_SIZE_KEY: current_world_size()},
                     settings=dict(seed=self.seed, arch_seed=self.arch_params.seed,
                                   single_path=self.single_path, second_order=self.second_order,
-                                  arch_paths=self.arch_paths, amp=self.amp))
+                                  arch_paths=self.arch_paths, amp=self.amp,
+                                  accumulative_counts=self.accumulative_counts))
 
     def load_state_dict(self, state: dict) -> None:
         check_state_keys(state, STATE_KEYS, self.checkpoint_path)
+        check_resumed_world_size(state.get(WORLD_SIZE_KEY), 'the search network',
+                                 self.checkpoint_path)
         saved = state['settings']
         for name, value in (('seed', self.seed), ('arch_seed', self.arch_params.seed)):
             if saved.get(name) != value:
@@ -299,16 +339,17 @@ class DifferentiableTrainer:
                            f'the network changed? ({first_line(error)})') from error
         self.weight_optimizer.load_state_dict(state['weight_optimizer'])
         self.arch_optimizer.load_state_dict(state['arch_optimizer'])
-        if (state['lr_scheduler'] is None) != (self.lr_scheduler is None):
-            raise NasError(f'checkpoint {self.checkpoint_path} was written with'
-                           f'{"out" if state["lr_scheduler"] is None else ""} a weight_lr_schedule; '
-                           'resume with the same setting or choose another work dir')
-        if self.lr_scheduler is not None:
-            self.lr_scheduler.load_state_dict(state['lr_scheduler'])
-        self._apply_configured_lrs()
+        self.schedules.load_state_dict(state['param_schedulers'], self.checkpoint_path,
+                                       _iters_of_epochs(state['history']))
+        if saved.get('accumulative_counts', 1) != self.accumulative_counts:
+            self.logger.warning(f"accumulative_counts {self.accumulative_counts} (the checkpoint "
+                                f"has {saved.get('accumulative_counts', 1)}): the total batch "
+                                'changes from here on')
         self.precision.load_state_dict(state.get('scaler'))
         self.epoch, self.global_step = state['epoch'], state['global_step']
         self.history = list(state['history'])
+        self._apply_configured_lrs()
+        self.last_lr = self.weight_lr
         self.result = state.get('result')
         self.checkpointed_epoch = self.epoch
         rng = state['rng']
@@ -320,23 +361,22 @@ class DifferentiableTrainer:
     def _apply_configured_lrs(self) -> None:
         """After loading a checkpoint, use the learning rates of this run's settings.
 
-        A search that diverged can so resume with a lower lr. The cosine
-        schedule keeps its position and anneals from the new initial lr.
-        Unchanged settings change nothing, so the resume stays exact.
+        A search that diverged can so resume with a lower lr. The weight
+        schedule keeps its position: it is replayed from the new initial lr
+        over the steps taken, so the lr is the one a run set so from the start
+        would have now. Unchanged settings change nothing, so the resume stays exact.
         """
         for name, optimizer in self._optimizers().items():
-            for index, (group, lr) in enumerate(zip(optimizer.param_groups,
-                                                    self._configured_lrs[name])):
+            changed = False
+            for group, lr in zip(optimizer.param_groups, self._configured_lrs[name]):
                 saved = group.get('initial_lr', group['lr'])
                 if saved == lr:
                     continue
                 self.logger.info(f'{name}: initial learning rate {lr:g} (the checkpoint has '
                                  f'{saved:g})')
-                if name == 'weight_optimizer' and self.lr_scheduler is not None:
-                    group['initial_lr'] = self.lr_scheduler.base_lrs[index] = lr
-                    group['lr'] = self.lr_scheduler._get_closed_form_lr()[index]
-                else:
-                    group['lr'] = lr
+                group['lr'], changed = lr, True
+            if changed and name == 'weight_optimizer' and self.schedules:
+                self.schedules.replay(_iters_of_epochs(self.history), self._configured_lrs[name])
 
     def save_checkpoint(self) -> None:
         """Save the state (rank 0), keeping the previous checkpoint; refuse non-finite weights."""
@@ -408,15 +448,16 @@ class DifferentiableTrainer:
         train_arch = epoch >= self.arch_start_epoch
         if self.single_path:
             self.arch_params.uniform = not train_arch
-        weight_batches = self.weight_loader.for_pass(epoch)
+        k = self.accumulative_counts
+        weight_groups = _groups(self.weight_loader.for_pass(epoch), k)
         arch_batches = self._arch_batches(epoch) if train_arch else None
         with_cost = train_arch and self.architect.cost is not None
         totals = torch.zeros(3, dtype=torch.float64)
         interval = torch.zeros(3, dtype=torch.float64)
-        for i, weight_batch in zip(range(iters), weight_batches):
-            arch_batch = None if arch_batches is None else next(arch_batches)
+        for i, weight_batches in zip(range(iters), weight_groups):
+            arch_group = None if arch_batches is None else [next(arch_batches) for _ in range(k)]
             try:
-                losses = self.train_step(weight_batch, arch_batch)
+                losses = self.train_step(weight_batches, arch_group)
             except NonFiniteStep as error:
                 raise NasError(f'non-finite {error.what} at epoch {epoch + 1}/{self.epochs}, '
                                f'iteration {i + 1}/{iters} (both 1-based): the step was not '
@@ -433,23 +474,33 @@ class DifferentiableTrainer:
         means = [float(m) for m in dist.mean_over_ranks(totals / iters)]
         return (means[0], means[1] if train_arch else None, means[2] if with_cost else None)
 
-    def train_step(self, weight_batch: Any, arch_batch: Any = None) -> StepLosses:
+    def train_step(self, weight_batches: Sequence[Any],
+                   arch_batches: Sequence[Any] | None = None) -> StepLosses:
         """One iteration: resample the architecture, an architecture step on
-        ``arch_batch`` (none in the warm-up: pass None), a weight step on
-        ``weight_batch``. Returns the weight loss, the architecture loss and
-        the architecture cost.
+        ``arch_batches`` (none in the warm-up: pass None), a weight step on
+        ``weight_batches`` (each a list of ``accumulative_counts``
+        micro-batches), then the iteration-based schedulers advance. Returns
+        the weight loss, the architecture loss (means over the micro-batches)
+        and the architecture cost.
 
         A non-finite loss or gradient raises :class:`NonFiniteStep` before the
         step it belongs to (an architecture step of the same iteration may
         have been taken already)."""
+        if len(weight_batches) != self.accumulative_counts or (
+                arch_batches is not None and len(arch_batches) != self.accumulative_counts):
+            raise ValueError(f'an iteration takes {self.accumulative_counts} micro-batches of '
+                             'each half')
         self.arch_params.resample(self.global_step)
         arch_loss = arch_cost = None
-        if arch_batch is not None:
+        if arch_batches is not None:
             with self._arch_step_paths():
-                arch_loss, arch_cost = self.architect.step(arch_batch, weight_batch)
-        weight_loss = self._weight_step(weight_batch)
+                arch_loss, arch_cost = self.architect.step_accumulated(arch_batches,
+                                                                       weight_batches[0])
+        weight_loss = self._weight_step(weight_batches)
         self.precision.update()
         self.global_step += 1
+        self.last_lr = self.weight_lr
+        self.schedules.after_iteration()
         return StepLosses(weight_loss, arch_loss, arch_cost)
 
     def _arch_step_paths(self):
@@ -458,9 +509,17 @@ class DifferentiableTrainer:
             return self.arch_params.all_paths()
         return contextlib.nullcontext()
 
-    def _weight_step(self, batch: Any) -> float:
-        loss, _ = backward_loss(self.forward, batch, self.weight_parameters + self.arch_parameters,
-                                self.precision)
+    def _weight_step(self, batches: Sequence[Any]) -> float:
+        """Back-propagate each micro-batch's loss / k (DDP synchronises only the last), then
+        drop the architecture gradients, clip and step; returns the mean loss."""
+        zero_grads(self.weight_parameters + self.arch_parameters)
+        losses = []
+        for index, batch in enumerate(batches):
+            with self._no_sync(last=index == len(batches) - 1):
+                loss, _ = backward_loss(self.forward, batch, (), self.precision,
+                                        scale=1.0 / len(batches))
+            losses.append(loss)
+        loss = torch.stack(losses).mean()
         zero_grads(self.arch_parameters)
         # Under loss scaling an overflowing gradient is the scaler's to skip.
         check_step('weight', loss, [] if self.precision.scaler_checks_gradients
@@ -471,6 +530,12 @@ class DifferentiableTrainer:
         self.precision.step(self.weight_optimizer)
         return float(loss)
 
+    def _no_sync(self, last: bool):
+        """DDP's ``no_sync`` for a micro-batch that is not the last of its step."""
+        if last or not isinstance(self.forward, DistributedDataParallel):
+            return contextlib.nullcontext()
+        return self.forward.no_sync()
+
     def _log_interval(self, epoch: int, iteration: int, iters: int, means: torch.Tensor,
                       train_arch: bool, with_cost: bool) -> None:
         text = (f'weight loss {means[0]:.4f}' + (f', arch loss {means[1]:.4f}' if train_arch else '')
@@ -479,9 +544,8 @@ class DifferentiableTrainer:
 
     def _end_epoch(self, losses: tuple[float, float | None, float | None], seconds: float) -> None:
         epoch = self.epoch
-        lr = self.weight_lr
-        if self.lr_scheduler is not None:
-            self.lr_scheduler.step()
+        lr = self.last_lr
+        self.schedules.after_epoch()
         weight_loss, arch_loss, arch_cost = losses
         record = dict(epoch=epoch, step=self.global_step, weight_loss=weight_loss,
                       arch_loss=arch_loss, arch_cost=arch_cost, lr=lr,
@@ -530,17 +594,17 @@ def _build_optimizer(cfg: dict, params: list[nn.Parameter], what: str) -> torch.
         raise NasError(f'bad {what} {dict(cfg)}: {first_line(error)}') from error
 
 
-def _build_lr_schedule(cfg: dict | None, optimizer: torch.optim.Optimizer, epochs: int):
-    if cfg is None:
-        return None
-    settings = dict(cfg)
-    kind = settings.pop('type', None)
-    min_lr = settings.pop('min_lr', 0.0)
-    if kind != 'cosine' or settings:
-        raise NasError(f"weight_lr_schedule must be None or dict(type='cosine', min_lr=...), "
-                       f'got {cfg!r}')
-    check_number('weight_lr_schedule min_lr', min_lr)
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=min_lr)
+def _iters_of_epochs(history: list[dict]) -> list[int]:
+    """The iterations each trained epoch took, from the history's global steps."""
+    steps = [record['step'] for record in history]
+    return [end - start for start, end in zip([0] + steps, steps)]
+
+
+def _groups(batches: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of ``size`` batches; an incomplete last one is dropped."""
+    iterator = iter(batches)
+    while len(group := list(itertools.islice(iterator, size))) == size:
+        yield group
 
 
 def _check_arch_paths(arch_paths: str, single_path: bool) -> None:
