@@ -33,7 +33,8 @@ DIFFERENTIABLE_ONLY_KEYS = ('trainer', 'arch_optimizer', 'arch_start_epoch', 'ar
 # and the trainer's settings that stand for them.
 RUNNER_TRAINING_KEYS = {
     'optim_wrapper': 'differentiable_search.trainer.weight_optimizer and arch_optimizer',
-    'param_scheduler': 'differentiable_search.trainer.weight_lr_schedule',
+    'param_scheduler': 'differentiable_search.trainer.param_scheduler (the same mmengine '
+                       'scheduler configs, for the weight optimizer)',
     'train_cfg': 'differentiable_search.trainer.epochs',
 }
 

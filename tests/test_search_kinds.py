@@ -139,7 +139,7 @@ def test_the_tool_stops_an_auto_deeplab_search_in_one_line_before_training(tmp_p
      'trainer takes differentiable_search.trainer.weight_optimizer and arch_optimizer'),
     ('param_scheduler', [{'type': 'PolyLR'}],
      "does not read 'param_scheduler' (an mmengine Runner setting): its trainer takes "
-     'differentiable_search.trainer.weight_lr_schedule'),
+     'differentiable_search.trainer.param_scheduler'),
     ('train_cfg', {'max_epochs': 3}, 'its trainer takes differentiable_search.trainer.epochs'),
 ])
 @pytest.mark.parametrize('path', [AUTO_DEEPLAB, FNA_DETECTION])

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from nas_tasks import dist
 from nas_tasks.builder import check_settings, settings_of
 from nas_tasks.data_paths import check_dataset_paths
+from nas_tasks.differentiable.schedules import check_retired_settings
 from nas_tasks.differentiable.trainer import DifferentiableTrainer
 from nas_tasks.errors import NasError, first_line
 from nas_tasks.report import write_epochs_report
@@ -93,6 +94,7 @@ class DifferentiableSearchTask:
             raise NasError(f'arch_fraction must be a number between 0 and 1 (the share of the '
                            f'training images that train the architecture), got {arch_fraction!r}')
         self.arch_fraction = float(arch_fraction)
+        check_retired_settings(self.trainer_cfg)
         check_settings(self.trainer_cfg, settings_of(DifferentiableTrainer, TRAINER_SUPPLIED),
                        'differentiable_search.trainer')
         for key in REQUIRED_CONFIG_KEYS:
