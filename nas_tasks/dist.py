@@ -5,18 +5,37 @@ collectives move tensors to the backend's device and back: the GPU for nccl,
 where they are for gloo). One code path serves 1 process and N: every helper
 degrades to the trivial single-process answer when no process group is
 initialised, or inside :func:`process_local`.
+
+Two process groups, two timeouts, so that no rank waits for a day on a peer
+that died while a rank that waits for a slow peer is not killed:
+
+- The **default group** (nccl on GPU, gloo on CPU) carries the data-parallel
+  phases: DDP's gradient all-reduce, :func:`all_reduce_mean_`,
+  :func:`on_every_rank`, :func:`barrier`. Ranks there move in step, so a
+  collective that waits long means a dead or stuck peer: its timeout is
+  short, ``NAS_TASKS_COLLECTIVE_TIMEOUT`` seconds (default 1800, torch's
+  own default), and the rank that times out raises, so torchrun or Slurm
+  stops (or restarts) the job.
+- The **object group** (always gloo, on the CPU) carries the object
+  collectives: :func:`broadcast_object`, :func:`gather_objects`,
+  :func:`evaluate_split`'s result gather, :func:`raise_if_any_rank_failed`,
+  :func:`on_main_process`. There a rank legitimately waits while its peers
+  evaluate their candidates (a proxy training takes hours) or rank 0 writes
+  the search's files, so its timeout is long, ``NAS_TASKS_GATHER_TIMEOUT``
+  seconds (default 86400, a day). A failure is sent over it at once, never
+  left to that timeout (:func:`on_main_process`, :func:`raise_if_any_rank_failed`).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 import torch.distributed as torch_dist
 from mmengine import dist as mm_dist
-from mmengine.dist import barrier, get_rank, get_world_size, is_distributed, is_main_process
+from mmengine.dist import get_rank, get_world_size, is_distributed, is_main_process
 
 from nas_tasks.errors import NasError
 from nas_tasks.launchers import prepare_environment
@@ -25,7 +44,17 @@ __all__ = ['use_cuda', 'device', 'init_distributed', 'ddp_wrapper_cfg', 'is_dist
            'get_rank', 'get_world_size', 'is_main_process', 'barrier', 'broadcast_object',
            'gather_objects', 'evaluate_split', 'rank_range', 'local_slice', 'all_reduce_mean_',
            'mean_over_ranks', 'on_every_rank', 'all_gather_cat', 'raise_if_any_rank_failed',
-           'process_local']
+           'process_local', 'on_main_process', 'object_group', 'COLLECTIVE_TIMEOUT_VARIABLE',
+           'GATHER_TIMEOUT_VARIABLE', 'collective_timeout', 'gather_timeout']
+
+# Seconds a collective of the default group waits (the data-parallel phases).
+COLLECTIVE_TIMEOUT_VARIABLE = 'NAS_TASKS_COLLECTIVE_TIMEOUT'
+DEFAULT_COLLECTIVE_TIMEOUT = 30 * 60
+# Seconds an object collective waits (a rank waiting for its peers' candidates).
+GATHER_TIMEOUT_VARIABLE = 'NAS_TASKS_GATHER_TIMEOUT'
+DEFAULT_GATHER_TIMEOUT = 24 * 3600
+
+T = TypeVar('T')
 
 
 def use_cuda() -> bool:
@@ -51,14 +80,64 @@ def init_distributed(launcher: str) -> None:
         return
     if torch_dist.is_initialized():
         return
-    # Ranks wait in the gather while others still evaluate (a proxy training can
-    # take hours), so the default 10-30 minute collective timeout is too short.
-    timeout = timedelta(seconds=float(os.environ.get('NAS_TASKS_DIST_TIMEOUT', 24 * 3600)))
     if use_cuda():
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-        torch_dist.init_process_group('nccl', timeout=timeout)
+        torch_dist.init_process_group('nccl', timeout=collective_timeout())
     else:
-        torch_dist.init_process_group('gloo', timeout=timeout)
+        torch_dist.init_process_group('gloo', timeout=collective_timeout())
+    object_group()  # created now, by every rank at the same point
+
+
+def collective_timeout() -> timedelta:
+    """How long a data-parallel collective waits: ``NAS_TASKS_COLLECTIVE_TIMEOUT`` seconds."""
+    return _timeout(COLLECTIVE_TIMEOUT_VARIABLE, DEFAULT_COLLECTIVE_TIMEOUT)
+
+
+def gather_timeout() -> timedelta:
+    """How long an object collective waits: ``NAS_TASKS_GATHER_TIMEOUT`` seconds."""
+    return _timeout(GATHER_TIMEOUT_VARIABLE, DEFAULT_GATHER_TIMEOUT)
+
+
+def _timeout(variable: str, default: float) -> timedelta:
+    text = os.environ.get(variable)
+    if text is None:
+        return timedelta(seconds=default)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise NasError(f'{variable}={text!r} is not a number of seconds > 0; set it to one '
+                       f'(default {default:g}) or unset it')
+    return timedelta(seconds=seconds)
+
+
+# (default group, object group): the object group belongs to one default group, and a
+# process that destroys and creates process groups again (tests) gets a new one.
+_object_group: tuple[Any, Any] | None = None
+
+
+def object_group():
+    """The gloo group of the object collectives, with the long timeout (None in one process).
+
+    Created on first use (every rank reaches its first object collective at
+    the same point, as ``new_group`` requires), or by :func:`init_distributed`.
+    """
+    global _object_group
+    if not is_distributed():
+        return None
+    world = torch_dist.group.WORLD
+    if _object_group is None or _object_group[0] is not world:
+        _object_group = (world, torch_dist.new_group(backend='gloo', timeout=gather_timeout()))
+    return _object_group[1]
+
+
+def barrier() -> None:
+    """Wait for every rank, on the default group (short timeout): for ranks moving in step.
+
+    To wait for rank 0's own work (files, an export), use :func:`on_main_process`.
+    """
+    mm_dist.barrier()
 
 
 def ddp_wrapper_cfg(find_unused_parameters: bool) -> dict:
@@ -79,13 +158,13 @@ def ddp_wrapper_cfg(find_unused_parameters: bool) -> dict:
 def broadcast_object(obj: Any) -> Any:
     """Rank 0's ``obj`` on every rank."""
     holder = [obj]
-    mm_dist.broadcast_object_list(holder, src=0)
+    mm_dist.broadcast_object_list(holder, src=0, group=object_group())
     return holder[0]
 
 
 def gather_objects(obj: Any) -> list[Any]:
     """``obj`` of every rank, in rank order, on every rank (a one-item list in one process)."""
-    return mm_dist.all_gather_object(obj)
+    return mm_dist.all_gather_object(obj, group=object_group())
 
 
 def evaluate_split(items: Sequence[Any], evaluate_fn) -> list[Any]:
@@ -187,6 +266,35 @@ def raise_if_any_rank_failed(error: BaseException | None) -> None:
             if error is not None:
                 raise error
             raise RuntimeError(f'rank {rank} failed: {message}')
+
+
+def on_main_process(work: Callable[[], T]) -> T:
+    """Run ``work`` on rank 0 only; every rank returns its value, or raises its error.
+
+    For what rank 0 alone does while the others wait (writing a checkpoint,
+    the search's files, an export): they wait on the object group, as long as
+    rank 0 works, and learn of a failure at once instead of at a barrier's
+    timeout. Rank 0 raises its own exception; the others raise a
+    :class:`NasError` with its message when it was one (the same line on
+    every rank), else a RuntimeError naming it. In one process: ``work()``.
+    """
+    if not is_distributed():
+        return work()
+    outcome = None
+    if is_main_process():
+        try:
+            outcome = ('ok', work())
+        except BaseException as error:
+            broadcast_object(('failed', isinstance(error, NasError), type(error).__name__,
+                              str(error)))
+            raise
+    outcome = broadcast_object(outcome)
+    if outcome[0] == 'ok':
+        return outcome[1]
+    _, is_nas_error, kind, message = outcome
+    if is_nas_error:
+        raise NasError(message)
+    raise RuntimeError(f'rank 0 failed: {kind}: {message}')
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from nas_tasks.io import append_jsonl, atomic_write_json, atomic_write_text, jso
 from nas_tasks.plots import plot_score_against_cost, plot_score_per_round
 from nas_tasks.report import write_candidates_report
 from nas_tasks.result import Result, arch_metrics, flops_convention_entry, ranking_score
+from nas_tasks.round_journal import RoundJournal
 from nas_tasks.search_logging import SearchLog, round_scalars
 from nas_tasks.space import CategoricalSpace
 from nas_tasks.strategies.base import Strategy
@@ -66,6 +67,8 @@ class SearchLoop:
         self.estimator = estimator
         self.work_dir = Path(work_dir)
         self.files = SearchWorkDir(self.work_dir)
+        # Each finished candidate of the current round, so that a restart evaluates the rest only.
+        self.journal = RoundJournal(self.work_dir, space.canonical)
         self.candidates_per_round = candidates_per_round
         self.logger: logging.Logger = MMLogger.get_instance('nas_tasks')
         self.score_name = score_name
@@ -76,6 +79,8 @@ class SearchLoop:
         self.extra_costs = extra_costs or (lambda arch: {})
         self.history: list[dict] = []
         self._estimator_state: dict | None = None
+        # --retry-failed: the journal's failures of the interrupted round are evaluated again too.
+        self._retry_journaled_failures = False
         self.round = 0
         self.shared_trained = False
         self.finished = False
@@ -108,9 +113,8 @@ class SearchLoop:
 
     def _save_checkpoint(self) -> None:
         state = self.state_dict()  # on every rank: an estimator's state may need collectives
-        if dist.is_main_process():
-            self.files.save_checkpoint(state)
-        dist.barrier()
+        # Every rank waits for the write, and learns at once if it failed.
+        dist.on_main_process(lambda: self.files.save_checkpoint(state))
 
     def prepare_work_dir(self, resume: bool) -> None:
         """Refuse to reuse a work dir by accident; load its checkpoint on --resume."""
@@ -124,6 +128,12 @@ class SearchLoop:
         # Only now, once the work dir and its checkpoint are accepted, does the
         # log file open (appending): bad input leaves the directory as it was.
         self.logger = self.files.open_log()
+        self.journal.logger = self.logger
+        # A new search starts without a journal; a resumed one keeps its current round's.
+        if state is None and not resume:
+            dist.on_main_process(self.journal.clear)
+        else:
+            dist.on_main_process(lambda: self.journal.clear_before(self.round))
         if self.files.fallback_note:
             self.logger.warning(self.files.fallback_note)
         if state is not None:
@@ -148,6 +158,7 @@ class SearchLoop:
         if self._estimator_state is not None:
             self.estimator.load_state_dict(self._estimator_state)
         if retry_failed:
+            self._retry_journaled_failures = True
             self._retry_failed()
         if self.finished:
             self.logger.info('search already finished; re-exporting the best architecture')
@@ -175,22 +186,43 @@ class SearchLoop:
         if not archs:
             raise NasError(f'the strategy {type(self.strategy).__name__} proposed no candidate in '
                            f'round {self.round} although it is not done; check its settings')
-        results = self._evaluate_with_cache(archs)
+        journaled = dist.on_main_process(lambda: self._journal_proposals(archs))
+        results = self._evaluate_with_cache(archs, journaled)
         if self.round == 0 and all(result.failed for result in results):
             # Most likely a setting every candidate shares; a week of failures helps nobody.
+            # Once it is fixed, a resume must evaluate the round again, not read the journal.
+            dist.on_main_process(self.journal.clear)
             raise NasError(f'every candidate of the first round failed; the first: '
                            f'{_describe_failure(results[0])}. Fix that, then start again')
         self.strategy.tell(archs, results)
         records = [self._record(arch, result) for arch, result in zip(archs, results)]
         self.history.extend(records)
-        if dist.is_main_process():
-            for record in records:
-                append_jsonl(self.work_dir / CANDIDATES_NAME, record)
-            self._plot()
+        dist.on_main_process(lambda: self._write_round(records))
         self._log_round(results)
         self.search_log.add(self._round_scalars(results), step=self.round)
         self.round += 1
         self._save_checkpoint()
+        dist.on_main_process(lambda: self.journal.clear_before(self.round))
+
+    def _write_round(self, records: list[dict]) -> None:
+        """Rank 0: the round's lines of candidates.jsonl, and the plots when due."""
+        for record in records:
+            append_jsonl(self.work_dir / CANDIDATES_NAME, record)
+        self._plot()
+
+    def _journal_proposals(self, archs: list[dict]) -> dict[str, Result]:
+        """Rank 0: record the round's proposals (or check them against the journal of an
+        interrupted attempt at this round) and return the candidates it finished."""
+        self.journal.check_or_record_proposals(self.round, archs)
+        journaled = self.journal.finished(self.round)
+        if self._retry_journaled_failures:  # the first round after --retry-failed only
+            journaled = {key: result for key, result in journaled.items() if not result.failed}
+            self._retry_journaled_failures = False
+        if journaled:
+            self.logger.info(f'round {self.round}: {len(journaled)} candidate(s) finished before '
+                             f'the interruption (round journal {self.journal.round_dir(self.round)}); '
+                             'evaluating the others')
+        return journaled
 
     def _record(self, arch: dict, result: Result) -> dict:
         costs = {**result.costs, **self.extra_costs(arch)}
@@ -203,9 +235,8 @@ class SearchLoop:
 
     def _rewrite_candidates(self) -> None:
         """``candidates.jsonl`` from the history, replacing what the file held."""
-        if dist.is_main_process():
-            atomic_write_text(self.work_dir / CANDIDATES_NAME,
-                              ''.join(jsonl_line(record) for record in self.history))
+        dist.on_main_process(lambda: atomic_write_text(
+            self.work_dir / CANDIDATES_NAME, ''.join(jsonl_line(record) for record in self.history)))
 
     def _log_round(self, results: list[Result]) -> None:
         scores = [r.score for r in results if not r.failed]
@@ -230,35 +261,58 @@ class SearchLoop:
             scalars['search/best_so_far'] = self.best_record()['score']
         return {**scalars, **self.strategy.log_scalars()}
 
-    def _evaluate_with_cache(self, archs: list[dict]) -> list[Result]:
+    def _evaluate_with_cache(self, archs: list[dict],
+                             journaled: dict[str, Result] | None = None) -> list[Result]:
         """Evaluate only architectures never evaluated before, split across ranks.
 
         An architecture that failed before is not evaluated again either.
         Scores of an estimator whose scores go stale (``scores_stay_valid``
         False: its shared weights keep training) are reused within a round only.
+        ``journaled``: results of this round that an interrupted attempt at it
+        recorded (canonical arch -> result). Every result evaluated here goes
+        into the round journal.
         """
         earlier = self.history if self.estimator.scores_stay_valid else []
         known = {self.space.canonical(r['arch']): Result.from_dict(r) for r in earlier}
+        known.update(journaled or {})
         fresh: dict[str, dict] = {}
         for arch in archs:
             key = self.space.canonical(arch)
             if key not in known:
                 fresh.setdefault(key, arch)
-        fresh_results = self._evaluate_over_ranks(list(fresh.values()))
+        fresh_results = self._evaluate_over_ranks(list(fresh.values()), journal_round=self.round)
         known.update(zip(fresh.keys(), fresh_results))
         return [known[self.space.canonical(arch)] for arch in archs]
 
-    def _evaluate_over_ranks(self, archs: list[dict]) -> list[Result]:
+    def _evaluate_over_ranks(self, archs: list[dict], journal_round: int | None = None) -> list[Result]:
         """The results of ``archs`` on every rank: split across the ranks, unless the
-        estimator spreads each evaluation over them itself."""
+        estimator spreads each evaluation over them itself. With ``journal_round``, each
+        result goes into that round's journal as soon as it is known, written by the rank
+        that scored it (by rank 0 for an estimator that evaluates collectively)."""
+        def evaluate_each(share: list[dict]) -> list[Result]:
+            # One candidate at a time: a failure is a result, so it reaches the
+            # gather like any other and no rank waits forever.
+            results = []
+            for arch in share:
+                results.append(self._evaluate_one(arch))
+                if journal_round is not None and (not self.estimator.evaluates_collectively
+                                                  or dist.is_main_process()):
+                    self._journal_result(journal_round, arch, results[-1])
+            return results
         if self.estimator.evaluates_collectively:
-            return self._evaluate_each(archs)
-        return dist.evaluate_split(archs, self._evaluate_each)
+            return evaluate_each(archs)
+        return dist.evaluate_split(archs, evaluate_each)
 
-    def _evaluate_each(self, archs: list[dict]) -> list[Result]:
-        """This rank's share, one candidate at a time: a failure is a result, so
-        it reaches the gather like any other and no rank waits forever."""
-        return [self._evaluate_one(arch) for arch in archs]
+    def _journal_result(self, round_index: int, arch: dict, result: Result) -> None:
+        """Record a finished candidate; a journal that cannot be written costs only the
+        restart's savings, so it is a warning (raising here would strand the other ranks
+        in the gather)."""
+        try:
+            self.journal.record(round_index, arch, result)
+        except OSError as error:
+            self.logger.warning(f'round journal: could not record a candidate of round '
+                                f'{round_index} ({type(error).__name__}: {error}); a restart '
+                                'would evaluate it again')
 
     def _evaluate_one(self, arch: dict) -> Result:
         try:
@@ -333,13 +387,15 @@ class SearchLoop:
 
     def _finish(self) -> dict:
         best = self.best_record()
-        if dist.is_main_process():
+
+        def write_results() -> None:
             self.space.save_arch(self.work_dir / BEST_ARCH_NAME, best["arch"],
                                  arch_metrics(best, self.score_name))
             self._save_top_candidates()
             self.estimator.export(best['arch'], self.work_dir)
             self._plot()
             write_candidates_report(self.work_dir, self._title(), self.score_name, best, self.history)
+        dist.on_main_process(write_results)  # rank 0 writes; a failure there stops every rank
         self.search_log.close()
         self.finished = True
         self._save_checkpoint()

@@ -1,9 +1,11 @@
 """Assemble a search from a config and run it: what tools/search.py calls."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 from nas_tasks import dist
 from nas_tasks.builder import build_component, check_settings
@@ -140,6 +142,7 @@ def run_search(config_path: str, work_dir: str | None, resume: bool, cfg_options
     dist.init_distributed(launcher)
     work_dir_path = Path(work_dir or Path('work_dirs') / Path(config_path).stem)
     check_shared_work_dir(work_dir_path)  # every rank reads what rank 0 writes there
+    resume = resume or _resumes_after_a_restart(work_dir_path)
     if 'differentiable_search' in cfg:
         if retry_failed:
             raise NasError('--retry-failed applies to sample-based searches; a differentiable '
@@ -167,3 +170,27 @@ def run_differentiable_search(cfg: Config, work_dir: Path, resume: bool) -> dict
     check_num_classes(cfg, scope=search.default_scope)
     best = search.run(work_dir, resume=resume)
     return dict(best, work_dir=str(work_dir), score_name=search.score_name)
+
+
+# Set by the launcher when it started this process again after a failure: torchrun's
+# elastic agent (--max-restarts) and a requeued Slurm job.
+RESTART_COUNT_VARIABLES = ('TORCHELASTIC_RESTART_COUNT', 'SLURM_RESTART_COUNT')
+
+
+def _resumes_after_a_restart(work_dir: Path) -> bool:
+    """Whether this process is a launcher's restart of a search, which then goes on from
+    its work directory as if ``--resume`` had been given (saying so in one log line).
+
+    A restart before the first checkpoint starts the search normally: the work
+    directory's rules accept a directory that holds no checkpoint yet.
+    """
+    restarts = {name: os.environ[name] for name in RESTART_COUNT_VARIABLES
+                if os.environ.get(name, '0').strip() not in ('', '0')}
+    if not restarts:
+        return False
+    if dist.is_main_process():
+        counts = ', '.join(f'{name}={value}' for name, value in restarts.items())
+        MMLogger.get_instance('nas_tasks').info(
+            f'restarted by the launcher ({counts}): the search goes on from {work_dir} as with '
+            '--resume')
+    return True

@@ -3,6 +3,7 @@
 through tools/search.py and torchrun use them too."""
 import json
 import math
+import zlib
 
 from nas_tasks.estimators.base import Estimator
 from nas_tasks.registry import ESTIMATORS
@@ -65,8 +66,8 @@ class DriftingSharedEstimator(Estimator):
     """A stand-in for a shared network that keeps training while the search runs
     (as AutoGAN's shared GAN): each round it "trains" ``steps_per_round`` steps
     on sampled architectures, moving a weight per option it trained; a score is
-    the sum of the arch's option weights plus noise from the estimator's own
-    generator. So scores go stale, and the state (weights, step count, RNG) is
+    the sum of the arch's option weights plus noise seeded by the arch and the
+    training done. So scores go stale, and the state (weights, step count, RNG) is
     what a checkpoint must hold for an exact resume.
 
     ``kill_at=k`` interrupts the process at the k-th evaluation (a kill).
@@ -99,7 +100,11 @@ class DriftingSharedEstimator(Estimator):
         self.evaluations += 1
         if self.evaluations == self.kill_at:
             raise KeyboardInterrupt('simulated kill')
-        noise = float(torch.rand((), generator=self.generator)) * 1e-3
+        # Noise drawn from the arch and the training done, not from a running stream:
+        # evaluate is deterministic for an arch and the shared weights, as Estimator
+        # requires (a restarted round evaluates only the candidates it had not finished).
+        seed = zlib.crc32(f'{key(arch)}/{len(self.trained_on)}'.encode())
+        noise = float(torch.rand((), generator=torch.Generator().manual_seed(seed))) * 1e-3
         return [Result(sum(self.weights.get(f'{d}={o}', 0.0) for d, o in arch.items()) + noise)]
 
     def state_dict(self):
