@@ -25,26 +25,29 @@ from test_search_failures import flaky_search_config
 STAND_IN_ENV = {'PYTHONPATH': str(REPO / 'tests'), **ONE_THREAD}
 
 
-def run_two_agents(search_args: list[list[str]], env_extra: dict, timeout: int = 600):
-    """Start one torchrun agent per node (``search_args[node]``: its tools/search.py
-    arguments after the script), both on one c10d rendezvous at 127.0.0.1; wait for both.
-
-    Returns each agent's (exit status, stderr)."""
-    endpoint, run_id = f'127.0.0.1:{free_port()}', uuid.uuid4().hex[:8]
-    env = dict(os.environ, **env_extra)
-    agents = [subprocess.Popen(
-        [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2', '--nproc-per-node', '1',
-         '--rdzv-backend', 'c10d', '--rdzv-endpoint', endpoint, '--rdzv-id', run_id,
-         'tools/search.py', *args, '--launcher', 'pytorch'],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for args in search_args]
+def run_nodes(commands: list[list[str]], envs: list[dict], timeout: int = 600):
+    """Start ``commands[i]`` with ``envs[i]`` added to the environment, all at once (as
+    nodes, or srun's tasks, would start); wait for all. Each one's (exit status, stderr)."""
+    processes = [subprocess.Popen(command, cwd=REPO, env=dict(os.environ, **env), text=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for command, env in zip(commands, envs)]
     try:
-        stderrs = [agent.communicate(timeout=timeout)[1] for agent in agents]
-        return [(agent.returncode, stderr) for agent, stderr in zip(agents, stderrs)]
+        stderrs = [process.communicate(timeout=timeout)[1] for process in processes]
+        return [(process.returncode, stderr) for process, stderr in zip(processes, stderrs)]
     finally:
-        for agent in agents:
-            if agent.poll() is None:
-                agent.kill()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+
+
+def run_two_agents(search_args: list[list[str]], env_extra: dict):
+    """One torchrun agent per node (``search_args[node]``: its tools/search.py arguments),
+    both on one c10d rendezvous at 127.0.0.1."""
+    endpoint, run_id = f'127.0.0.1:{free_port()}', uuid.uuid4().hex[:8]
+    return run_nodes([[sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2',
+                       '--nproc-per-node', '1', '--rdzv-backend', 'c10d', '--rdzv-endpoint', endpoint,
+                       '--rdzv-id', run_id, 'tools/search.py', *args, '--launcher', 'pytorch']
+                      for args in search_args], [env_extra] * len(search_args))
 
 
 def assert_agents_succeeded(outcomes) -> None:
@@ -60,23 +63,60 @@ def best_arch(work_dir) -> dict:
     return json.loads((work_dir / 'best_arch.json').read_text())
 
 
+def assert_searched_like_one_process(config, work_dir, one_process_dir) -> None:
+    """The stand-in search in ``work_dir`` has the candidates, scores (and a failure,
+    gathered across the ranks) and best architecture of one process's."""
+    run_tool(['python', 'tools/search.py', str(config), '--work-dir', str(one_process_dir)],
+             env_extra=STAND_IN_ENV, check=True)
+    assert_scores_vary(read_candidates(work_dir))
+    assert len(read_candidates(work_dir)) > 8, 'fewer candidates than one generation and more'
+    assert records(work_dir) == records(one_process_dir)
+    assert any(c['status'] == 'failed' and key(c['arch']) == key(RAISES)
+               for c in read_candidates(work_dir))
+    assert best_arch(work_dir) == best_arch(one_process_dir)
+    assert not list(work_dir.glob('.shared_work_dir_check_*')), 'the shared-directory token was left'
+
+
 @pytest.mark.slow
 def test_two_agents_search_like_one_process(tmp_path):
-    """The stand-in search: candidates, scores (and a failure, gathered across the
-    nodes) and the best architecture equal one process's."""
+    """The stand-in search, each agent a node of one process."""
     config = flaky_search_config(tmp_path / 'flaky_search.py')
     two, one = tmp_path / 'two_nodes', tmp_path / 'one_process'
     outcomes = run_two_agents([[str(config), '--work-dir', str(two)]] * 2, STAND_IN_ENV)
     assert_agents_succeeded(outcomes)
-    run_tool(['python', 'tools/search.py', str(config), '--work-dir', str(one)],
-             env_extra=STAND_IN_ENV, check=True)
+    assert_searched_like_one_process(config, two, one)
 
-    assert_scores_vary(read_candidates(two))
-    assert len(read_candidates(two)) > 8, 'fewer candidates than one generation and more'
-    assert records(two) == records(one)
-    assert any(c['status'] == 'failed' and key(c['arch']) == key(RAISES) for c in read_candidates(two))
-    assert best_arch(two) == best_arch(one)
-    assert not list(two.glob('.shared_work_dir_check_*')), 'the shared-directory token was left'
+
+@pytest.mark.slow
+def test_dist_search_script_on_two_nodes_searches_like_one_process(tmp_path):
+    """tools/dist_search.sh run once per node, mmdet-style (NNODES, NODE_RANK,
+    MASTER_ADDR, PORT: torchrun's static rendezvous)."""
+    config = flaky_search_config(tmp_path / 'flaky_search.py')
+    work_dir = tmp_path / 'two_nodes'
+    node = dict(STAND_IN_ENV, PYTHON=sys.executable, NNODES='2', MASTER_ADDR='127.0.0.1',
+                PORT=free_port())
+    outcomes = run_nodes([['bash', 'tools/dist_search.sh', str(config), '1', '--work-dir',
+                           str(work_dir)]] * 2,
+                         [dict(node, NODE_RANK='0'), dict(node, NODE_RANK='1')])
+    assert_agents_succeeded(outcomes)
+    assert_searched_like_one_process(config, work_dir, tmp_path / 'one_process')
+
+
+@pytest.mark.slow
+def test_slurm_launcher_searches_like_one_process(tmp_path):
+    """Two processes started as srun starts its tasks (SLURM_PROCID, SLURM_NTASKS,
+    SLURM_NODELIST, SLURM_LOCALID; MASTER_ADDR given, as there is no scontrol here)
+    with --launcher slurm: the CPU/gloo group forms, and the search equals one process's."""
+    config = flaky_search_config(tmp_path / 'flaky_search.py')
+    work_dir = tmp_path / 'slurm'
+    job = dict(STAND_IN_ENV, SLURM_NTASKS='2', SLURM_NODELIST='localhost', MASTER_ADDR='127.0.0.1',
+               MASTER_PORT=free_port())
+    outcomes = run_nodes([[sys.executable, 'tools/search.py', str(config), '--work-dir',
+                           str(work_dir), '--launcher', 'slurm']] * 2,
+                         [dict(job, SLURM_PROCID=str(task), SLURM_LOCALID=str(task))
+                          for task in range(2)])
+    assert_agents_succeeded(outcomes)
+    assert_searched_like_one_process(config, work_dir, tmp_path / 'one_process')
 
 
 @pytest.mark.slow
