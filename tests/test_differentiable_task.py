@@ -1,5 +1,5 @@
 """DifferentiableSearchTask, the base of differentiable tasks, on mmdet's toy COCO: halves
-built from the config with indices= (so mmdet's AspectRatioBatchSampler loads them),
+of the one parsed training split (so mmdet's AspectRatioBatchSampler loads them),
 held-out evaluation by the config's CocoMetric, the record, the export and its refusals."""
 import json
 
@@ -86,15 +86,15 @@ def test_halves_are_datasets_of_the_config_split_by_the_seed(toy_coco, tmp_path)
     with DefaultScope.overwrite_default_scope('mmdet'):
         task = ToyDetectionSearch(cfg, TRAINER, arch_fraction=0.25)
         train_set = task.build_dataset('train')
-        weight, arch = task.halves(cfg.train_dataloader.dataset, train_set)
+        weight, arch = task.halves(train_set)
         assert type(weight) is type(arch) is type(train_set)
         assert (len(weight), len(arch)) == (12, 4)  # a quarter of 16 images
         assert set(image_ids(weight)).isdisjoint(image_ids(arch))
         assert sorted(image_ids(weight) + image_ids(arch)) == sorted(image_ids(train_set))
-        again = task.halves(cfg.train_dataloader.dataset, train_set)
+        again = task.halves(train_set)
         assert [image_ids(h) for h in again] == [image_ids(weight), image_ids(arch)]
         other = ToyDetectionSearch(cfg, TRAINER, arch_fraction=0.25, seed=1)
-        assert image_ids(other.halves(cfg.train_dataloader.dataset, train_set)[1]) != image_ids(arch)
+        assert image_ids(other.halves(train_set)[1]) != image_ids(arch)
 
         # mmdet's AspectRatioBatchSampler reads get_data_info of a half (a torch Subset has none).
         trainer = DifferentiableTrainer(ToyDetectionSearchModel(), weight, arch,
@@ -109,7 +109,7 @@ def test_halves_are_datasets_of_the_config_split_by_the_seed(toy_coco, tmp_path)
         picked = cfg.train_dataloader.dataset.copy()
         picked['indices'] = [15, 3, 8, 0, 11, 6]
         picked_set = task._build_dataset(picked)
-        halves = ToyDetectionSearch(cfg, TRAINER).halves(picked, picked_set)
+        halves = ToyDetectionSearch(cfg, TRAINER).halves(picked_set)
         assert sorted(image_ids(halves[0]) + image_ids(halves[1])) == sorted(image_ids(picked_set))
 
 

@@ -28,7 +28,7 @@ from nas_tasks.builder import check_settings, settings_of
 from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.differentiable.schedules import check_retired_settings
 from nas_tasks.differentiable.trainer import DifferentiableTrainer
-from nas_tasks.errors import NasError, first_line
+from nas_tasks.errors import NasError
 from nas_tasks.report import write_epochs_report
 from nas_tasks.result import flops_convention_entry
 from nas_tasks.search_logging import SearchLog
@@ -140,14 +140,15 @@ class DifferentiableSearchTask:
         check_dataset_paths(dataset_cfg, split)
         return self._build_dataset(dataset_cfg)
 
-    def halves(self, dataset_cfg: dict, dataset: Sequence) -> tuple[Any, Any]:
-        """The weight half and the architecture half of ``dataset``, built from ``dataset_cfg``.
+    def halves(self, dataset: Sequence) -> tuple[Any, Any]:
+        """The weight half and the architecture half of the built training split ``dataset``.
 
         A permutation seeded by ``seed`` puts ``arch_fraction`` of the images
         (rounded) in the architecture half and the rest in the weight half.
-        Each half is the config's dataset built again with mmengine
-        BaseDataset's ``indices=``, so it is a dataset of the config's own
-        type (mmdet's AspectRatioBatchSampler reads its ``get_data_info``).
+        Both come from the one parse of ``dataset``: each is mmengine
+        BaseDataset's ``get_subset`` of it, a dataset of the config's own type
+        (mmdet's AspectRatioBatchSampler reads its ``get_data_info``) holding
+        the same samples as the config built again with ``indices=`` would.
         """
         size = len(dataset)
         num_arch = math.floor(size * self.arch_fraction + 0.5)
@@ -155,24 +156,13 @@ class DifferentiableSearchTask:
             raise NasError(f'the training split has {size} image(s); arch_fraction '
                            f'{self.arch_fraction:g} leaves one half empty, and the search needs '
                            'images in both the weight half and the architecture half')
+        if not callable(getattr(dataset, 'get_subset', None)):
+            raise NasError(f'train_dataloader.dataset ({type(dataset).__name__}) cannot be split '
+                           "into the search's halves: it has no get_subset (use a dataset "
+                           "derived from mmengine's BaseDataset)")
         order = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed)).tolist()
         num_weight = size - num_arch
-        return (self._subset(dataset_cfg, order[:num_weight]),
-                self._subset(dataset_cfg, order[num_weight:]))
-
-    def _subset(self, dataset_cfg: dict, positions: list[int]):
-        cfg = copy.deepcopy(dataset_cfg)
-        given = cfg.get('indices')
-        # Positions count in the dataset as the config builds it: through the
-        # config's own indices, when it has a list of them (an int N keeps the first N).
-        cfg['indices'] = (positions if given is None or isinstance(given, int)
-                          else [given[p] for p in positions])
-        try:
-            return self._build_dataset(cfg)
-        except TypeError as error:
-            raise NasError(f"train_dataloader.dataset ({cfg.get('type')}) cannot be split into "
-                           "the search's halves with indices= (mmengine BaseDataset's argument): "
-                           f'{first_line(error)}') from error
+        return dataset.get_subset(order[:num_weight]), dataset.get_subset(order[num_weight:])
 
     # -- evaluation ------------------------------------------------------------
     def _val_loader(self, dataset) -> DataLoader:
@@ -235,7 +225,7 @@ class DifferentiableSearchTask:
     def _run(self, work: SearchWorkDir, resume: bool) -> dict:
         train_set = self.build_dataset('train')
         val_set = self.build_dataset('val')
-        weight_half, arch_half = self.halves(self.config.train_dataloader.dataset, train_set)
+        weight_half, arch_half = self.halves(train_set)
         # Seeded: a resumed search rebuilds the model before loading its
         # checkpoint, and a rerun with the same seed starts from the same weights.
         seed_everything(seed_for(self.seed, 'search network'))
