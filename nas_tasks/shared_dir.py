@@ -39,18 +39,18 @@ def check_shared_work_dir(work_dir: str | os.PathLike) -> None:
         return
     work_dir = Path(work_dir)
     wait_seconds = _wait_seconds()
-    token = problem = None
-    if dist.is_main_process():
+
+    def write_token() -> str:
         token = uuid.uuid4().hex
         try:
             work_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(work_dir / f'{TOKEN_PREFIX}{token}', token)
         except OSError as error:
-            problem = f'cannot write in the work directory {work_dir}: {first_line(error)}'
-    # Sent after rank 0 has written the token (or failed to): no rank looks before.
-    token, problem = dist.broadcast_object((token, problem))
-    if problem:
-        raise NasError(problem)
+            raise NasError(f'cannot write in the work directory {work_dir}: '
+                           f'{first_line(error)}') from None
+        return token
+    # Every rank gets the token once rank 0 has written it (or rank 0's one line).
+    token = dist.on_main_process(write_token)
     token_file = work_dir / f'{TOKEN_PREFIX}{token}'
     seen = _sees_token(token_file, token, wait_seconds)
     # The gather is the point after which no rank reads the token any more.
