@@ -164,3 +164,20 @@ def test_detnas_toy_search_on_two_agents_scores_like_one_process(detnas_search, 
     assert [(c['arch'], c['score']) for c in two_candidates] == \
         [(c['arch'], c['score']) for c in read_candidates(one)]
     assert best_without_timings(two) == best_without_timings(one)
+
+
+@pytest.mark.slow
+def test_a_work_dir_rank_0_cannot_write_stops_every_node_in_one_line(tmp_path):
+    """Rank 0 fails to write the token (the work dir's parent is a file): rank 1 learns
+    it at once and stops with the same line, instead of waiting for rank 0 at a barrier."""
+    config = flaky_search_config(tmp_path / 'flaky_search.py')
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('')
+    outcomes = run_two_agents([[str(config), '--work-dir', str(blocker / 'work')]] * 2,
+                              STAND_IN_ENV)
+    for node, (code, stderr) in enumerate(outcomes):
+        assert code != 0, f'agent {node} succeeded'
+        errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
+        assert len(errors) == 1, stderr[-3000:]
+        assert errors[0].startswith(f'error: cannot write in the work directory {blocker / "work"}: ')
+        assert 'Not a directory' in errors[0], errors[0]
