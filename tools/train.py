@@ -30,6 +30,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     from nas_tasks.runner import build_runner
+    from nas_tasks.shared_dir import check_shared_work_dir
 
     overrides = dict(resume=True) if args.resume else {}
     options = parse_cfg_options(args.cfg_options)
@@ -37,6 +38,8 @@ def main() -> int:
         options.update({'optim_wrapper.type': 'AmpOptimWrapper',
                         'optim_wrapper.loss_scale': 'dynamic'})
     runner = build_runner(args.config, args.work_dir, args.launcher, options, **overrides)
+    # Every rank loads the checkpoint rank 0 wrote when it resumes: one directory for all.
+    check_shared_work_dir(runner.work_dir)
     runner.train()
     return 0
 
