@@ -1,10 +1,12 @@
 """mmengine datasets for training and evaluating a GAN.
 
-* :class:`GANImages`: the real images of CIFAR-10, STL-10 or the toy CIFAR-10,
-  read by torchvision's dataset classes from a local folder (nothing is
-  downloaded), resized to ``img_size`` and scaled to [-1, 1] as the official
-  AutoGAN code does (``Resize``, ``ToTensor``, ``Normalize(0.5, 0.5)``). Items
-  are ``dict(images=C x H x W tensor)``.
+* :class:`GANImages`: the real images of CIFAR-10, STL-10, any data in
+  CIFAR-10's python-batch layout (the toy set) or a folder of one's own PNG
+  and JPEG images, read from a local folder (nothing is downloaded), resized
+  to ``img_size`` and scaled to [-1, 1] as the official AutoGAN code does
+  (``Resize``, ``ToTensor``, ``Normalize(0.5, 0.5)``). Items are
+  ``dict(images=C x H x W tensor)``. The final training's data loaders and the
+  search's shared training (``estimator.real_data``) read the same configs.
 * :class:`LatentNoise`: a fixed set of latent vectors, the "data" an
   evaluation runs the generator on. Items are ``dict(noise=tensor)``; the same
   seed gives the same vectors, whatever the number of processes that share them.
@@ -13,6 +15,7 @@ Batch them with ``collate_fn=dict(type='default_collate')``.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
@@ -23,8 +26,8 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets import CIFAR10, STL10
 
-from gan.toy_data import ToyCIFAR10
-from nas_tasks.errors import NasError
+from gan.cifar10_batches import CIFAR10PythonBatches
+from nas_tasks.errors import NasError, first_line
 from nas_tasks.validation import check_int
 
 
@@ -47,10 +50,13 @@ IMAGE_SOURCES: dict[str, ImageSource] = {
         STL10.splits, 'stl10_binary/',
         'download stl10_binary.tar.gz from https://cs.stanford.edu/~acoates/stl10/ '
         'and unpack it there'),
-    'toy_cifar10': ImageSource(
-        lambda root, split: ToyCIFAR10(root, train=split == 'train'),
-        ('train', 'test'), 'cifar-10-batches-py/',
-        'generate it with: python tools/make_toy_data.py cifar10 DATA_ROOT'),
+    'cifar10_batches': ImageSource(
+        lambda root, split: CIFAR10PythonBatches(root, train=split == 'train'),
+        ('train', 'test'), 'cifar-10-batches-py/ (its MD5 sums unchecked: the toy set, a subset)',
+        'generate the toy set with: python tools/make_toy_data.py cifar10 DATA_ROOT'),
+    'folder': ImageSource(
+        lambda root, split: ImagesUnder(root), ('train',), 'PNG or JPEG images, at any depth',
+        'point data_root at a folder of your images'),
 }
 
 
@@ -59,11 +65,13 @@ class GANImages(Dataset):
     """Real images in [-1, 1] at ``img_size`` x ``img_size``, as ``dict(images=...)``.
 
     Args:
-        source: ``'cifar10'``, ``'stl10'`` or ``'toy_cifar10'``.
-        data_root: the folder torchvision's class reads (holding
-            ``cifar-10-batches-py/`` or ``stl10_binary/``).
-        split: ``'train'``/``'test'`` (CIFAR-10), or one of STL-10's splits
-            (``'train+unlabeled'`` for the AutoGAN transfer).
+        source: ``'cifar10'`` (torchvision's class, MD5 sums checked), ``'stl10'``,
+            ``'cifar10_batches'`` (CIFAR-10's layout unchecked, as the toy set) or
+            ``'folder'`` (every ``.png``, ``.jpg`` and ``.jpeg`` under ``data_root``).
+        data_root: the folder read (holding ``cifar-10-batches-py/`` or
+            ``stl10_binary/``, or the images).
+        split: ``'train'``/``'test'`` (CIFAR-10), one of STL-10's splits
+            (``'train+unlabeled'`` for the AutoGAN transfer); a folder is one ``'train'``.
         img_size: the side the images are resized to (bilinear, as PIL does).
     """
 
@@ -116,6 +124,35 @@ class GANImages(Dataset):
             stop = min(start + batch_size, len(self))
             pixels = np.stack([np.asarray(self._image(i).convert('RGB')) for i in range(start, stop)])
             yield torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
+class ImagesUnder(Dataset):
+    """Every PNG and JPEG image under ``root``, at any depth, as ``(RGB PIL image, 0)``
+    (torchvision's item), in the order of their sorted paths."""
+
+    SUFFIXES = ('.png', '.jpg', '.jpeg')
+
+    def __init__(self, root: str):
+        folder = Path(root)
+        if not folder.is_dir():
+            raise NasError(f'no image folder at {folder}: set data_root to a folder of PNG or '
+                           'JPEG images')
+        self.paths = sorted(path for path in folder.rglob('*')
+                            if path.suffix.lower() in self.SUFFIXES and path.is_file())
+        if not self.paths:
+            raise NasError(f'no PNG or JPEG images under {folder} (at any depth): put the '
+                           'images there or point data_root at their folder')
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        try:
+            with Image.open(self.paths[index]) as image:
+                return image.convert('RGB'), 0
+        except OSError as error:  # PIL's UnidentifiedImageError is one
+            raise NasError(f'cannot read the image {self.paths[index]}: {first_line(error)}; '
+                           'remove it or replace it with a PNG or JPEG image') from None
 
 
 @DATASETS.register_module()

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from gan.metrics import ToyClassifier, dequantise
-from gan.toy_data import FOLDER, ToyCIFAR10
+from gan.cifar10_batches import FOLDER, CIFAR10PythonBatches
 from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_torch_save, atomic_write_json
 
@@ -103,18 +103,18 @@ def _check_accuracy(accuracy: float, min_accuracy: float, root: Path) -> None:
                        'more training images (make_toy_data.py cifar10 --train-per-class)')
 
 
-def _read_splits(root: Path) -> tuple[ToyCIFAR10, ToyCIFAR10]:
+def _read_splits(root: Path) -> tuple[CIFAR10PythonBatches, CIFAR10PythonBatches]:
     if not (root / FOLDER).is_dir():
         raise NasError(f'no CIFAR-10 at {root / FOLDER}: write the toy set with '
                        f'`python tools/make_toy_data.py cifar10 {root}` or point at a real copy')
     try:
-        return ToyCIFAR10(root, train=True), ToyCIFAR10(root, train=False)
-    except (RuntimeError, OSError, EOFError) as error:
+        return CIFAR10PythonBatches(root, train=True), CIFAR10PythonBatches(root, train=False)
+    except OSError as error:
         raise NasError(f'cannot read CIFAR-10 at {root / FOLDER} ({error}); '
                        'write it again with tools/make_toy_data.py cifar10') from None
 
 
-def _fingerprint(dataset: ToyCIFAR10) -> str:
+def _fingerprint(dataset: CIFAR10PythonBatches) -> str:
     """A short hash of the training images and labels: new data means a new classifier."""
     digest = hashlib.sha256(np.ascontiguousarray(dataset.data).tobytes())
     digest.update(np.asarray(dataset.targets, dtype=np.int64).tobytes())

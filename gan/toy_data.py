@@ -3,9 +3,9 @@
 ``tools/make_toy_data.py cifar10 OUT_DIR`` (:class:`Cifar10ToyData`, an entry point of
 ``nas_tasks.toy_data`` in pyproject.toml) writes ``OUT_DIR/cifar-10-batches-py/``
 with ``data_batch_1`` .. ``data_batch_5``, ``test_batch`` and ``batches.meta``.
-``torchvision.datasets.CIFAR10`` checks every file's MD5 against the real
-CIFAR-10's, which no other data can pass, so :class:`ToyCIFAR10` is that class
-with the checksums left out: torchvision's own reading code, unchanged.
+:class:`gan.cifar10_batches.CIFAR10PythonBatches` reads it (torchvision's
+``CIFAR10`` without its MD5 checks, which no other data than the real CIFAR-10
+can pass).
 
 Each of the 10 classes is one shape in one colour family (five shapes, warm
 or cool) on the core's noisy background: a small classifier tells them apart,
@@ -23,13 +23,12 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from torchvision.datasets import CIFAR10
 
+from gan.cifar10_batches import FOLDER
 from nas_tasks.io import atomic_write
 from nas_tasks.toy_data import (ToyDataLayout, check_positive, check_sizes_and_seed, generate,
                                 image_rng, make_shape, render, sample_box)
 
-FOLDER = 'cifar-10-batches-py'
 IMAGE_SIZE = 32
 NUM_TRAIN_BATCHES = 5
 CLASS_SHAPES = ('square', 'disc', 'triangle', 'cross', 'star')
@@ -90,20 +89,6 @@ def _batch(name: str, seed: int, split: str, first: int, count: int) -> dict:
         _Python2Str('filenames'): [_Python2Str(f'{split}_{first + i:06d}.png')
                                    for i in range(count)],
     }
-
-
-class ToyCIFAR10(CIFAR10):
-    """torchvision's CIFAR-10 without the MD5 checks (``check_integrity`` skips a ``None``).
-
-    Reads the toy set and the real CIFAR-10 alike; never downloads.
-    """
-
-    train_list = [[name, None] for name, _ in CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in CIFAR10.test_list]
-    meta = {**CIFAR10.meta, 'md5': None}
-
-    def __init__(self, root, train: bool = True, transform=None, target_transform=None):
-        super().__init__(root, train, transform, target_transform, download=False)
 
 
 def _write_cifar10(out: Path, train_per_class: int, test_per_class: int, seed: int) -> None:

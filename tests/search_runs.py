@@ -162,7 +162,7 @@ def autogan_options(data_root) -> list[str]:
     """Two search iterations of 2 controller steps per stage, 12 D steps each, a
     200-image reward; a 5-step window with a threshold every window passes,
     so the dynamic reset fires (once the G window is full) in every stage."""
-    return [f'estimator.real_data.root={data_root}',
+    return [f'estimator.real_data.data_root={data_root}',
             f'estimator.reward.extractor.weights_path={data_root}/toy_classifier.pth',
             f'strategy.stage_steps=[{",".join(map(str, AUTOGAN_STAGE_STEPS))}]',
             f'strategy.num_candidates={AUTOGAN_NUM_CANDIDATES}', f'strategy.top_k={AUTOGAN_TOP_K}',

@@ -53,9 +53,11 @@ BATCH_BN_ATOL = 5e-2
 # --- what every process runs, one process or each of two ranks ------------------------------
 
 def real_batches():
+    """This rank's slices of the batches, as the estimator's real data serves them."""
     generator = torch.Generator().manual_seed(0)
     while True:
-        yield torch.rand(SETTINGS.dis_batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator) * 2 - 1
+        batch = torch.rand(SETTINGS.dis_batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator) * 2 - 1
+        yield dist.local_slice(batch)
 
 
 def train_tiny(mode: str) -> SharedGANTrainer:
@@ -79,7 +81,8 @@ def tiny_estimator(data_root, num_images: int) -> AutoGANEstimator:
     """Untrained, so every process holds the same generator (seeded)."""
     return AutoGANEstimator(
         SPACE, seed=0, gan=dict(gf_dim=8, df_dim=8, latent_dim=8, gen_batch_size=8, dis_batch_size=4),
-        real_data=dict(root=str(data_root)), device='cpu',
+        real_data=dict(type='GANImages', source='cifar10_batches', data_root=str(data_root)),
+        device='cpu',
         reward=dict(num_images=num_images, splits=5, batch_size=100,
                     extractor=dict(type='ToyClassifier', weights_path=f'{data_root}/toy_classifier.pth')))
 

@@ -8,9 +8,8 @@ import pytest
 import torch
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
-from gan.autogan import AutoGANEstimator, AutoGANGenerator, AutoGANSpace, RealImages
+from gan.autogan import AutoGANEstimator, AutoGANGenerator, AutoGANSpace
 from gan.metrics import GAN_FEATURE_EXTRACTORS
-from gan.toy_data import make_cifar10
 from nas_tasks.loop import SearchLoop
 from nas_tasks.registry import ESTIMATORS
 from nas_tasks.strategies import MultiLevelSearch
@@ -152,14 +151,6 @@ def test_resume_from_a_state_dict_equals_an_uninterrupted_run(reset_window):
     assert rewards == straight_rewards
     assert all(torch.equal(a, b) for a, b in zip(g_params(resumed), g_params(straight)))
     assert resumed.resets == straight.resets
-
-
-def test_real_images_of_a_cifar10_layout(tmp_path):
-    make_cifar10(tmp_path, train_per_class=1, test_per_class=1)
-    real = RealImages(str(tmp_path))
-    batch = next(real(8, 4, seed=5))
-    assert batch.shape == (4, 3, 8, 8) and batch.min() >= -1 and batch.max() <= 1
-    assert torch.equal(batch, next(real(8, 4, seed=5)))
 
 
 def test_multi_level_search_end_to_end(tmp_path):

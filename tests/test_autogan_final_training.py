@@ -132,7 +132,7 @@ def evaluate(model, root: Path) -> tuple[float, float, float]:
     from gan.is_fid_metric import ISFIDMetric
     metric = ISFIDMetric(
         extractor=dict(type='ToyClassifier', weights_path=f'{root}/toy_classifier.pth'),
-        real_data=dict(type='GANImages', source='toy_cifar10', data_root=str(root)))
+        real_data=dict(type='GANImages', source='cifar10_batches', data_root=str(root)))
     noise = LatentNoise(EVAL_IMAGES, latent_dim=WIDTH, seed=0).noise
     for batch in noise.split(100):
         metric.process(None, model.val_step(dict(noise=batch)))

@@ -66,6 +66,29 @@ def test_kill_and_resume_end_like_an_uninterrupted_search(search_dir, toy_cifar1
 
 
 def test_the_paper_config_without_inception_weights_stops_with_one_line(tmp_path):
-    message = search_error(tmp_path / 'w', f'estimator.real_data.root={tmp_path}', config=PAPER_CONFIG)
+    message = search_error(tmp_path / 'w', f'estimator.real_data.data_root={tmp_path}', config=PAPER_CONFIG)
     assert_one_line(message, 'weights-inception-2015-12-05-6726825d.pth', 'torch-fidelity')
     assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.slow  # a whole search beside the shared one
+def test_search_on_a_folder_of_png_images(toy_cifar10, tmp_path):
+    """The shrunk toy search with its real images read from PNG files in nested folders
+    (``GANImages(source='folder')``) instead of CIFAR-10's batches."""
+    from PIL import Image
+
+    from gan.cifar10_batches import CIFAR10PythonBatches
+    train = CIFAR10PythonBatches(toy_cifar10, train=True)
+    images = tmp_path / 'images'
+    for index, (pixels, label) in enumerate(zip(train.data, train.targets)):
+        path = images / f'class_{label}' / f'{index:04d}.png'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+    work_dir = tmp_path / 'search'
+    run_tool(['python', 'tools/search.py', SEARCH_CONFIG, '--work-dir', str(work_dir), '--cfg-options',
+              *autogan_options(toy_cifar10), 'estimator.real_data.source=folder',
+              f'estimator.real_data.data_root={images}'], env_extra=ONE_THREAD, check=True)
+    candidates = read_candidates(work_dir)
+    assert len(candidates) == sum(STAGE_STEPS) + 3 * NUM_CANDIDATES
+    assert_scores_vary(candidates)
+    assert json.loads((work_dir / 'best_arch.json').read_text())['arch'] in [c['arch'] for c in candidates]

@@ -1,4 +1,4 @@
-"""The toy CIFAR-10: real python-batch format, read unchanged by torchvision."""
+"""The toy CIFAR-10: real python-batch format, read by torchvision's code without its MD5 checks."""
 import argparse
 import pickle
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torchvision
 
-from gan.toy_data import CLASS_NAMES, FOLDER, ToyCIFAR10, make_cifar10
+from gan.cifar10_batches import FOLDER, CIFAR10PythonBatches
+from gan.toy_data import CLASS_NAMES, make_cifar10
 from nas_tasks.errors import NasError
 from nas_tasks.modules import load_toy_data_layout
 
@@ -20,8 +21,8 @@ def test_torchvision_reads_it_without_the_real_files_checksums(toy_root):
     # torchvision's own class refuses any data but the real CIFAR-10 (MD5 checks).
     with pytest.raises(RuntimeError, match='corrupted'):
         torchvision.datasets.CIFAR10(toy_root, train=True, download=False)
-    train = ToyCIFAR10(toy_root, train=True)
-    test = ToyCIFAR10(toy_root, train=False)
+    train = CIFAR10PythonBatches(toy_root, train=True)
+    test = CIFAR10PythonBatches(toy_root, train=False)
     assert len(train) == 30 and len(test) == 20
     assert train.classes == list(CLASS_NAMES)
     assert sorted(set(train.targets)) == list(range(10))
@@ -39,8 +40,8 @@ def test_batches_load_with_byte_keys_like_the_real_files(toy_root):
 
 
 def test_classes_differ_and_output_is_deterministic(toy_root, tmp_path):
-    train = ToyCIFAR10(toy_root)
-    again = ToyCIFAR10(make_cifar10(tmp_path, 3, 2))
+    train = CIFAR10PythonBatches(toy_root)
+    again = CIFAR10PythonBatches(make_cifar10(tmp_path, 3, 2))
     np.testing.assert_array_equal(train.data, again.data)
     # The two colour families differ in mean hue: warm images are redder.
     labels = np.array(train.targets)

@@ -6,7 +6,7 @@ from conftest import one_torch_thread, run_tool
 from gan.metrics import InceptionScore, build_feature_extractor
 from gan.toy_classifier import (MIN_TEST_ACCURACY, WEIGHTS_FILE, read_record, record_path,
                                 train_toy_classifier)
-from gan.toy_data import FOLDER, ToyCIFAR10
+from gan.cifar10_batches import FOLDER, CIFAR10PythonBatches
 from nas_tasks.errors import NasError
 
 NUM_CLASSES = 10
@@ -26,7 +26,7 @@ def toy_extractor(root):
 def test_is_of_real_toy_images_is_close_to_the_number_of_classes(toy_cifar10):
     record = read_record(toy_cifar10 / WEIGHTS_FILE)
     assert record['test_accuracy'] >= MIN_TEST_ACCURACY
-    test = torch.from_numpy(ToyCIFAR10(toy_cifar10, train=False).data).permute(0, 3, 1, 2)
+    test = torch.from_numpy(CIFAR10PythonBatches(toy_cifar10, train=False).data).permute(0, 3, 1, 2)
     # 200 test images, classes in turn: every split of 20 holds each class twice.
     mean, std = InceptionScore(toy_extractor(toy_cifar10), splits=10).of_batches(test.split(100))
     print(f'IS of the real toy test images: {mean:.3f} +- {std:.3f} '

@@ -45,7 +45,11 @@ estimator = dict(
              reset_threshold=1e-3),
     rounds_per_iteration=controller_steps,
     shared_d_steps=15 * 782,  # 15 epochs of the 50,000 training images at batch 64
-    real_data=dict(root=data_root, train=True),
+    # The final training's dataset config; each rank loads its slice of every batch
+    # through a DataLoader with these workers, resized to the stage's 8, 16 or 32 px.
+    real_data=dict(type='GANImages', source='cifar10', data_root=data_root, split='train',
+                   img_size=32),
+    real_data_workers=4,
     reward=dict(num_images=5000, splits=10, batch_size=100,
                 extractor=dict(type='InceptionV3Compat', weights_path=inception_weights_path)))
 

@@ -27,7 +27,10 @@ estimator = dict(
              reset_threshold=1e-2),
     rounds_per_iteration=controller_steps,
     shared_d_steps=30,
-    real_data=dict(root=data_root),
+    # The toy set in CIFAR-10's layout (its MD5 sums are not the real ones'); one's own
+    # images: real_data=dict(source='folder', data_root=DIR). No loader workers on 2 cores.
+    real_data=dict(source='cifar10_batches', data_root=data_root),
+    real_data_workers=0,
     reward=dict(num_images=500, splits=10, batch_size=100,
                 extractor=dict(_delete_=True, type='ToyClassifier',
                                weights_path=data_root + '/toy_classifier.pth')),

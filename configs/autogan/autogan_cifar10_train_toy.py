@@ -25,7 +25,7 @@ model = dict(
     # The official 0.001 averages over ~1000 G steps of 50,000; this run has ~40.
     ema_momentum=0.1)
 
-real_images = dict(type='GANImages', source='toy_cifar10', data_root=data_root, split='train',
+real_images = dict(type='GANImages', source='cifar10_batches', data_root=data_root, split='train',
                    img_size=32)
 train_dataloader = dict(batch_size=16, num_workers=0, persistent_workers=False, pin_memory=False,
                         dataset=real_images)

@@ -7,7 +7,8 @@ world size W > 1:
 **Shared training** (:class:`DataParallelSteps`). Every rank draws the *full*
 noise batch of each D and G step from the trainer's own generator, so that
 generator stays identical on all ranks, and takes its contiguous 1/W slice of
-the noise and of the real batch (batch sizes must divide by W). After the
+the noise; of the real batch it loads only its slice
+(:mod:`gan.autogan.real_data`; batch sizes must divide by W). After the
 backward pass one all_reduce averages the gradients of the stepping
 optimiser's parameters, the loss (so every rank pushes the full-batch loss
 into the dynamic-reset windows and decides a reset alike) and the running

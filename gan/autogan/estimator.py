@@ -21,15 +21,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
 from gan.autogan.distributed import inception_score_over_ranks
 from gan.autogan.pictures import draw_generator, save_sample_grid
+from gan.autogan.real_data import EXAMPLE, RealData, build_real_data
 from gan.autogan.shared_training import SharedGANSettings, SharedGANTrainer
 from gan.autogan.space import AutoGANSpace
 from gan.metrics import InceptionScore, build_feature_extractor
-from gan.toy_data import ToyCIFAR10
 from nas_tasks import dist
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Estimator
@@ -38,6 +37,7 @@ from nas_tasks.registry import ESTIMATORS
 from nas_tasks.result import Result
 from nas_tasks.seeding import seed_for
 from nas_tasks.space import Arch
+from nas_tasks.validation import check_int
 from nas_tasks.strategies.base import SearchPosition
 
 GENERATOR_FILE = 'best_generator.pth'
@@ -45,49 +45,8 @@ SAMPLES_FILE = 'best_samples.png'
 PICTURE_FILE = 'best_generator.png'
 NUM_GRID_SAMPLES = 64
 
-# ``real_data(image_size, batch_size, seed)``: endless real batches in [-1, 1] at that size.
-RealData = Callable[[int, int, int], Iterator[torch.Tensor]]
-
 DEFAULT_REWARD = dict(num_images=5000, splits=10, batch_size=100,
                       extractor=dict(type='InceptionV3Compat', weights_path=None))
-
-
-class RealImages:
-    """The real images of a CIFAR-10 layout (``dict(root=..., train=True)``), kept as uint8
-    and served as endless shuffled batches, resized to the stage's resolution.
-
-    Every call starts from its own seed, so an iteration's batches do not depend
-    on what earlier iterations drew, and a resumed search sees the same ones.
-    """
-
-    def __init__(self, root: str, train: bool = True):
-        # ToyCIFAR10 reads the toy set and the real CIFAR-10 alike (without MD5 checks).
-        images = ToyCIFAR10(root, train=train).data  # N x H x W x 3, uint8
-        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-
-    def __call__(self, image_size: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-        generator = torch.Generator().manual_seed(seed)
-        while True:
-            order = torch.randperm(len(self.images), generator=generator)
-            for start in range(0, len(order) - batch_size + 1, batch_size):
-                yield self._prepare(self.images[order[start:start + batch_size]], image_size)
-
-    @staticmethod
-    def _prepare(batch: torch.Tensor, image_size: int) -> torch.Tensor:
-        images = batch.float() / 127.5 - 1  # ToTensor + Normalize(0.5, 0.5), as the official code
-        if images.shape[-1] != image_size:
-            images = F.interpolate(images, size=(image_size, image_size), mode='bilinear',
-                                   align_corners=False, antialias=True)
-        return images
-
-
-def build_real_data(real_data: dict | RealData) -> RealData:
-    if callable(real_data):
-        return real_data
-    if isinstance(real_data, dict) and 'root' in real_data:
-        return RealImages(**real_data)
-    raise NasError(f'estimator.real_data must be dict(root=<folder holding cifar-10-batches-py>, '
-                   f'train=True) or a callable, got {real_data!r}')
 
 
 def gan_settings(gan: dict | None, seed: int) -> SharedGANSettings:
@@ -131,8 +90,12 @@ class AutoGANEstimator(Estimator):
         rounds_per_iteration: loop rounds (controller steps) per search iteration.
         shared_d_steps: D steps of shared training per iteration (official:
             15 epochs of CIFAR-10 at batch 64, 11,730).
-        real_data: ``dict(root=..., train=True)`` of a CIFAR-10 layout, or a
-            callable ``(image_size, batch_size, seed) -> iterator of batches``.
+        real_data: the real images, a dataset config as the final training's
+            (``dict(type='GANImages', source='cifar10', data_root=..., img_size=32)``,
+            served by :class:`~gan.autogan.real_data.RealImageBatches`, each rank
+            loading its slice of every batch), or a callable ``(image_size,
+            batch_size, seed) -> iterator of whole batches in [-1, 1]``.
+        real_data_workers: the real-data loader's worker processes (per rank).
         reward: ``num_images``, ``splits`` and ``batch_size`` of the IS, and the
             ``extractor`` config of ``gan.metrics.GAN_FEATURE_EXTRACTORS``.
         device: where the GAN and the extractor run; by default this process's
@@ -143,11 +106,11 @@ class AutoGANEstimator(Estimator):
 
     def __init__(self, space: AutoGANSpace, config=None, seed: int = 0, gan: dict | None = None,
                  rounds_per_iteration: int = 30, shared_d_steps: int = 11730,
-                 real_data: dict | RealData | None = None, reward: dict | None = None,
-                 device: str | None = None):
+                 real_data: dict | RealData | None = None, real_data_workers: int = 0,
+                 reward: dict | None = None, device: str | None = None):
         if real_data is None:
-            raise NasError('AutoGANEstimator needs real_data: dict(root=<folder holding '
-                           'cifar-10-batches-py>)')
+            raise NasError(f'AutoGANEstimator needs real_data, a dataset config: {EXAMPLE}')
+        check_int('estimator.real_data_workers', real_data_workers, minimum=0)
         device = device or dist.device()
         self.space = space
         self.seed = seed
@@ -159,8 +122,10 @@ class AutoGANEstimator(Estimator):
         extractor = build_feature_extractor(reward['extractor'], device)
         self.inception_score = InceptionScore(extractor, reward['num_images'],
                                               reward['batch_size'], reward['splits'])
-        self.real_data = build_real_data(real_data)
+        # The trainer first: it checks that the batches split over the ranks.
         self.trainer = SharedGANTrainer(gan_settings(gan, seed), space, device)
+        self.real_data = build_real_data(real_data, real_data_workers,
+                                         pin_memory=torch.device(device).type == 'cuda')
         self.reset_pending = False
         self.resets: list[SearchPosition] = []  # where every reset happened, for the plots
         # Under torchrun every rank scores every candidate, generating its share of the images.
@@ -184,7 +149,7 @@ class AutoGANEstimator(Estimator):
                              f'{report.d_steps} D steps; it is reset at the next iteration')
 
     def _real_batches(self, iteration: str) -> Iterator[torch.Tensor]:
-        """Batches at the resolution of the arch drawn for each step."""
+        """This rank's slices of the batches, at the resolution of the arch drawn for each step."""
         batches_by_size: dict[int, Iterator[torch.Tensor]] = {}
         batch_size = self.trainer.settings.dis_batch_size
         while True:

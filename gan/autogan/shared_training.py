@@ -122,7 +122,9 @@ class SharedGANTrainer:
     def train_steps(self, num_d_steps: int, real_batches: Iterator[torch.Tensor],
                     sample_arch: Callable[[], Arch]) -> TrainReport:
         """Up to ``num_d_steps`` D steps on batches of ``real_batches`` (in [-1, 1], at the
-        drawn architecture's stage resolution); stops early when the dynamic reset fires."""
+        drawn architecture's stage resolution; under torchrun each rank's slice of the
+        batch, as :class:`gan.autogan.real_data.RealImageBatches` serves it); stops early
+        when the dynamic reset fires."""
         d_loss = g_loss = None
         for done in range(1, num_d_steps + 1):
             self._select(sample_arch())
@@ -148,14 +150,16 @@ class SharedGANTrainer:
         return z.to(self.device)
 
     def _d_step(self, real: torch.Tensor) -> float:
-        if real.shape[-2:] != (self.image_size(),) * 2:
-            raise NasError(f'stage {self.generator.cur_stage} trains on {self.image_size()} px real '
-                           f'images, got a batch of shape {tuple(real.shape)}')
+        """A D step on ``real``, this rank's slice of a batch of ``dis_batch_size``."""
+        local_batch = self.settings.dis_batch_size // self.data_parallel.world
+        if real.shape[-2:] != (self.image_size(),) * 2 or real.shape[0] != local_batch:
+            raise NasError(f'stage {self.generator.cur_stage} trains on {local_batch} real images '
+                           f'of {self.image_size()} px per process, got a batch of shape '
+                           f'{tuple(real.shape)}')
         # The full batch's noise on every rank, so that self.rng stays the same on all.
-        local = self.data_parallel.local
         with torch.no_grad():
-            fake = self.generator(local(self._noise(real.shape[0])))
-        loss = hinge_d_loss(self.discriminator(local(real)), self.discriminator(fake))
+            fake = self.generator(self.data_parallel.local(self._noise(self.settings.dis_batch_size)))
+        loss = hinge_d_loss(self.discriminator(real), self.discriminator(fake))
         return self._descend(loss, self.d_optimizer, self.dynamic_reset.push_d_loss)
 
     def _g_step(self) -> float:
