@@ -150,3 +150,15 @@ def test_real_data_that_is_no_dataset_config_or_smaller_than_a_batch_is_one_line
                     "dict(type='GANImages', source='cifar10'")
     with pytest.raises(NasError, match='holds 20 images, fewer than a batch of 32'):
         RankSliceBatches(20, 32, seed=0)
+
+
+def test_a_broken_image_read_in_a_loader_worker_is_one_line(tmp_path):
+    for index in range(4):
+        write_image(tmp_path / f'{index}.png', (index * 60, 0, 0))
+    (tmp_path / '2.png').write_bytes(b'not a png')
+    real_data = build_real_data(dict(type='GANImages', source='folder', data_root=str(tmp_path)),
+                                num_workers=1, pin_memory=False)
+    with pytest.raises(NasError) as error:
+        next(real_data(8, 4, seed=0))
+    assert str(error.value).startswith(f'cannot read the image {tmp_path / "2.png"}: ')
+    assert_one_line(str(error.value), 'replace it with a PNG or JPEG image')

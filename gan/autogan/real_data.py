@@ -72,7 +72,20 @@ class RealImageBatches:
         loader = DataLoader(self.dataset, batch_sampler=RankSliceBatches(self.num_images, batch_size, seed),
                             num_workers=self.num_workers, pin_memory=self.pin_memory,
                             collate_fn=partial(collate_at_size, image_size))
-        yield from loader
+        try:
+            yield from loader
+        except NasError as error:
+            raise NasError(message_from_worker(str(error))) from None
+
+
+def message_from_worker(message: str) -> str:
+    """A NasError's own line out of the message a DataLoader worker's re-raise wraps it in
+    (``Caught NasError in DataLoader worker process 0.``, the worker's traceback, then
+    ``nas_tasks.errors.NasError: <line>``); any other message as it is."""
+    lines = message.splitlines()
+    if len(lines) > 1 and lines[0].startswith(f'Caught {NasError.__name__} '):
+        return lines[-1].split(f'{NasError.__name__}: ', 1)[-1]
+    return message
 
 
 def rank_slices_of(real_data: Callable) -> RealData:
