@@ -27,6 +27,7 @@ from nas_tasks.builder import build_component
 from nas_tasks.checkpoint import safe_torch_load
 from nas_tasks.io import atomic_torch_save
 from nas_tasks.constraints import ResourceConstraint, sample_within
+from nas_tasks.determinism import runner_randomness
 from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Arch, Estimator
@@ -117,7 +118,7 @@ class OneShotDetectionEstimator(Estimator):
         cfg.work_dir = str(supernet_dir)
         cfg.launcher = 'pytorch' if dist.is_distributed() else 'none'
         cfg.model_wrapper_cfg = dist.ddp_wrapper_cfg(find_unused_parameters=True) if dist.is_distributed() else None
-        cfg.randomness = dict(seed=self.seed)
+        cfg.randomness = runner_randomness(self.seed)  # deterministic=True in deterministic mode
         cfg.resume = resume
         # Candidates are validated by evaluate(), not by the Runner's loops.
         for key in ('val_dataloader', 'val_cfg', 'val_evaluator',
