@@ -11,6 +11,7 @@ from nas_tasks import dist
 from nas_tasks.builder import build_component, check_settings
 from nas_tasks.config_checks import check_checkpoint_paths, check_num_classes
 from nas_tasks.constraints import ResourceConstraint, combined_costs
+from nas_tasks.determinism import check_deterministic_setting, set_deterministic
 from nas_tasks.errors import NasError
 from nas_tasks.loop import SearchLoop
 from nas_tasks.registry import COST_MODELS, DIFFERENTIABLE_SEARCHES, ESTIMATORS, SPACES, STRATEGIES
@@ -19,7 +20,7 @@ from nas_tasks.shared_dir import check_shared_work_dir
 from nas_tasks.validation import check_int
 
 SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'cost_models', 'score_name',
-                   'max_rounds')
+                   'max_rounds', 'deterministic')
 # The keys of a sample-based search config that are not part of the mmengine
 # Runner config it carries (model, dataloaders, schedule): defined here, once.
 SEARCH_KEYS = ('search_space', 'strategy', 'estimator', 'search')
@@ -139,6 +140,7 @@ def run_search(config_path: str, work_dir: str | None, resume: bool, cfg_options
     cfg = load_config(config_path, cfg_options)
     check_search_keys(cfg)
     register_all_modules(cfg.get('default_scope'))
+    set_deterministic(_deterministic_setting(cfg))  # before any CUDA work
     dist.init_distributed(launcher)
     work_dir_path = Path(work_dir or Path('work_dirs') / Path(config_path).stem)
     check_shared_work_dir(work_dir_path)  # every rank reads what rank 0 writes there
@@ -194,3 +196,14 @@ def _resumes_after_a_restart(work_dir: Path) -> bool:
             f'restarted by the launcher ({counts}): the search goes on from {work_dir} as with '
             '--resume')
     return True
+
+
+def _deterministic_setting(cfg: Config) -> bool | str:
+    """``search.deterministic`` (sample-based) or ``differentiable_search.deterministic``
+    (taken out of the task's settings, which do not take it): True, 'warn' or False (default)."""
+    if DIFFERENTIABLE_SEARCH_KEY in cfg:
+        return check_deterministic_setting(
+            cfg[DIFFERENTIABLE_SEARCH_KEY].pop('deterministic', False),
+            f'{DIFFERENTIABLE_SEARCH_KEY}.deterministic')
+    return check_deterministic_setting(dict(cfg.get('search') or {}).get('deterministic', False),
+                                       'search.deterministic')
