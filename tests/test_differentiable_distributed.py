@@ -101,8 +101,10 @@ def test_auto_deeplab_and_fna_under_torchrun_train_like_one_process_at_twice_the
     cases = [
         (auto_deeplab_config(tmp_path), auto_deeplab_options(toy_cityscapes),
          'net.arch_params.logits.alpha', True),
+        # 2 accumulated micro-batches a step (the toy config's 4 need more images).
         (FNA_DETECTION, [*fna_options(FNA_DETECTION, toy_coco, fna_seed_weights),
-                         'train_dataloader.dataset.pipeline.3.prob=0.0'],  # RandomFlip
+                         'train_dataloader.dataset.pipeline.3.prob=0.0',  # RandomFlip
+                         f'{DIFFERENTIABLE}.trainer.accumulative_counts=2'],
          'task_model.backbone.arch_params.logits.first', False),
     ]
     for index, (config, options, arch_key, nearer_than_per_rank) in enumerate(cases):

@@ -209,9 +209,10 @@ def test_fna_toy_search_runs_the_official_step_schedule_at_a_total_batch_of_8(
     history = state['history']
     assert settings['accumulative_counts'] * 2 == 8  # batch 2 a micro-batch (fna_options)
     assert [record['step'] for record in history] == [1, 2, 3]
-    schedule = Config.fromfile(FNA_DETECTION).differentiable_search.trainer.param_scheduler
+    trainer = Config.fromfile(FNA_DETECTION).differentiable_search.trainer
+    schedule = trainer.param_scheduler
     assert [s['type'] for s in schedule] == ['LinearLR', 'MultiStepLR']
-    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.01)
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=trainer.weight_optimizer.lr)
     schedulers: list[_ParamScheduler] = [
         PARAM_SCHEDULERS.build(cfg, default_args=dict(optimizer=optimizer)) for cfg in schedule]
     expected = []

@@ -1,10 +1,15 @@
 # Auto-DeepLab search on Cityscapes with the paper's settings (see
 # _base_/auto_deeplab_search.py): random 321x321 crops of the 1024x2048
-# training images, batch 2.
+# training images, a total batch of 2 on one GPU (the paper searched on one P100),
+# cosine lr by epoch. The total batch is batch_size x GPUs x accumulative_counts:
+#   GPUs   dataloader.batch_size   accumulative_counts   total batch
+#   1      2                       1                     2 (the paper's)
+#   2      1                       1                     2 (the paper's)
+#   4      1                       1                     4 (cannot go lower)
 #   python tools/convert_cityscapes.py data/cityscapes
 #   python tools/search.py configs/auto_deeplab/auto_deeplab_cityscapes.py
-#   torchrun --nproc_per_node 4 tools/search.py configs/auto_deeplab/auto_deeplab_cityscapes.py \
-#       --launcher pytorch
+#   torchrun --nproc_per_node 2 tools/search.py configs/auto_deeplab/auto_deeplab_cityscapes.py \
+#       --launcher pytorch --cfg-options differentiable_search.trainer.dataloader.batch_size=1
 _base_ = ['../_base_/datasets/cityscapes.py', '../_base_/auto_deeplab_search.py']
 
 crop_size = (321, 321)

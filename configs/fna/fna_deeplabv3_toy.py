@@ -24,5 +24,9 @@ differentiable_search = dict(
     trainer=dict(epochs=6, arch_start_epoch=3,
                  dataloader=dict(batch_size=4, num_workers=0, persistent_workers=False),
                  weight_optimizer=dict(lr=0.01, weight_decay=4e-5), arch_optimizer=dict(lr=3e-3),
+                 # The detection recipe's shape: a short warm-up, x0.1 at epochs 3 and 5.
+                 param_scheduler=[
+                     dict(type='LinearLR', start_factor=1 / 3, by_epoch=False, begin=0, end=3),
+                     dict(type='MultiStepLR', by_epoch=True, milestones=[3, 5], gamma=0.1)],
                  log_interval=10),
     cost=dict(input_size=(64, 128)))
