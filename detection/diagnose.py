@@ -26,6 +26,7 @@ from mmdet.registry import MODELS
 from nas_tasks import dist
 from nas_tasks.builder import load_config
 from nas_tasks.checkpoint import safe_torch_load
+from nas_tasks.built_datasets import parsed_once
 from nas_tasks.diagnostics import SEARCH_ABLATIONS, STANDALONE_RECIPES, SearchAblation, StandaloneRecipe
 from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError
@@ -145,6 +146,8 @@ class DetectorStandaloneTraining(StandaloneRecipe):
                    model_wrapper_cfg=None, randomness=dict(seed=seed), load_from=None,
                    resume=(run_dir / 'last_checkpoint').is_file(), log_level=self.log_level)
         cfg.update({key: None for key in UNUSED_RUNNER_KEYS})
+        # The K trainings of a process share one parse of the training split.
+        cfg.train_dataloader.dataset = parsed_once(cfg.train_dataloader.dataset)
         if isinstance(cfg.get('visualizer'), dict):
             cfg.visualizer.pop('name', None)  # one visualizer instance per training
         return cfg
