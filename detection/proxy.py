@@ -37,6 +37,7 @@ from detection.metrics import score_on_split
 from detection.nas_fpn.plots import draw_pyramid
 from mmdet.registry import MODELS
 from nas_tasks.built_datasets import parsed_once
+from nas_tasks.determinism import runner_randomness
 from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Arch, Estimator
@@ -188,7 +189,7 @@ class ProxyDetectionEstimator(Estimator):
         cfg.experiment_name = run_name
         cfg.launcher = 'none'
         cfg.model_wrapper_cfg = None
-        cfg.randomness = dict(seed=seed)
+        cfg.randomness = runner_randomness(seed)  # deterministic=True in deterministic mode
         cfg.load_from, cfg.resume = None, False
         cfg.log_level = self.log_level
         # Every candidate trains on the training split parsed once by this process
