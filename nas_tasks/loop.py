@@ -25,6 +25,8 @@ from nas_tasks import dist
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Estimator
 from nas_tasks.io import append_jsonl, atomic_write_json, atomic_write_text, jsonl_line
+from nas_tasks.history_text import HistoryText, decode_history
+from nas_tasks.plot_schedule import PlotSchedule
 from nas_tasks.plots import plot_score_against_cost, plot_score_per_round
 from nas_tasks.report import write_candidates_report
 from nas_tasks.result import Result, arch_metrics, flops_convention_entry, ranking_score
@@ -61,7 +63,7 @@ class SearchLoop:
     def __init__(self, space: CategoricalSpace, strategy: Strategy, estimator: Estimator,
                  work_dir: Path, candidates_per_round: int, score_name: str = 'score',
                  max_rounds: int | None = None, extra_costs=None,
-                 search_log: SearchLog | None = None):
+                 search_log: SearchLog | None = None, plot_schedule: PlotSchedule | None = None):
         self.space = space
         self.strategy = strategy
         self.estimator = estimator
@@ -75,9 +77,13 @@ class SearchLoop:
         self.max_rounds = max_rounds
         # Where the per-round scalars go (the config's visualizer backends); nowhere by default.
         self.search_log = search_log or SearchLog()
+        # When the plots are redrawn after a round (always at the end).
+        self.plot_schedule = plot_schedule or PlotSchedule()
         # arch -> costs the search adds to the estimator's in each record (its cost models').
         self.extra_costs = extra_costs or (lambda arch: {})
         self.history: list[dict] = []
+        # The history as the checkpoint stores it: JSON lines, each record encoded once.
+        self._history_text = HistoryText()
         self._estimator_state: dict | None = None
         # --retry-failed: the journal's failures of the interrupted round are evaluated again too.
         self._retry_journaled_failures = False
@@ -94,7 +100,7 @@ class SearchLoop:
         return dict(space=self.space.name, space_version=self.space.version, round=self.round,
                     shared_trained=self.shared_trained, finished=self.finished,
                     strategy=self.strategy.state_dict(), estimator=self.estimator.state_dict(),
-                    history=self.history)
+                    history=self._history_text.encode(self.history))
 
     def load_state_dict(self, state: dict) -> None:
         check_state_keys(state, STATE_KEYS, self.checkpoint_path)
@@ -107,7 +113,7 @@ class SearchLoop:
         self.shared_trained = state['shared_trained']
         self.finished = state['finished']
         self.strategy.load_state_dict(state['strategy'])
-        self.history = list(state['history'])
+        self.history = decode_history(state['history'])
         # Restored once train_shared has built what the state belongs to (see run).
         self._estimator_state = state.get('estimator')
 
@@ -368,7 +374,12 @@ class SearchLoop:
                            f'{self.work_dir / CANDIDATES_NAME}')
         return max(finals, key=lambda r: ranking_score(r['score']))
 
-    def _plot(self) -> None:
+    def _plot(self, always: bool = False) -> None:
+        """Redraw the plots of the history: after a round when :attr:`plot_schedule`
+        says they are due (drawing costs more as the history grows), ``always`` at the end."""
+        rounds_done = self.history[-1]['round'] + 1 if self.history else 0
+        if not always and not self.plot_schedule.due(rounds_done):
+            return
         plots = self.files.plots_dir
         marks = self.estimator.plot_marks()
         plot_score_per_round(self.history, plots / 'score_per_round.png', self.score_name,
@@ -376,6 +387,7 @@ class SearchLoop:
         plot_score_against_cost(self.history, 'flops', plots / 'score_vs_flops.png', self.score_name)
         # The strategy may add plots of its own (e.g. a controller's reward and baseline).
         self.strategy.save_plots(plots, self.score_name, marks)
+        self.plot_schedule.drawn()
 
     def _save_top_candidates(self) -> None:
         """The strategy's ranking of its result, or the best whole candidates evaluated."""
@@ -393,7 +405,7 @@ class SearchLoop:
                                  arch_metrics(best, self.score_name))
             self._save_top_candidates()
             self.estimator.export(best['arch'], self.work_dir)
-            self._plot()
+            self._plot(always=True)
             write_candidates_report(self.work_dir, self._title(), self.score_name, best, self.history)
         dist.on_main_process(write_results)  # rank 0 writes; a failure there stops every rank
         self.search_log.close()

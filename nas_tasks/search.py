@@ -14,13 +14,14 @@ from nas_tasks.constraints import ResourceConstraint, combined_costs
 from nas_tasks.determinism import check_deterministic_setting, set_deterministic
 from nas_tasks.errors import NasError
 from nas_tasks.loop import SearchLoop
+from nas_tasks.plot_schedule import PLOT_SETTINGS, PlotSchedule
 from nas_tasks.registry import COST_MODELS, DIFFERENTIABLE_SEARCHES, ESTIMATORS, SPACES, STRATEGIES
 from nas_tasks.search_logging import SearchLog
 from nas_tasks.shared_dir import check_shared_work_dir
 from nas_tasks.validation import check_int
 
 SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'cost_models', 'score_name',
-                   'max_rounds', 'deterministic')
+                   'max_rounds', 'deterministic', *PLOT_SETTINGS)
 # The keys of a sample-based search config that are not part of the mmengine
 # Runner config it carries (model, dataloaders, schedule): defined here, once.
 SEARCH_KEYS = ('search_space', 'strategy', 'estimator', 'search')
@@ -89,6 +90,7 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
     check_num_classes(cfg)
     settings = dict(cfg.get('search', {}))
     check_settings(settings, SEARCH_SETTINGS, 'search')
+    plot_schedule = PlotSchedule.from_settings(settings)  # before anything heavy is built
     seed = int(settings.get('seed', 0))
 
     space = build_component(SPACES, cfg.search_space, 'search_space')
@@ -106,7 +108,8 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
                       candidates_per_round=_candidates_per_round(settings, strategy),
                       score_name=settings.get('score_name', 'score'),
                       max_rounds=settings.get('max_rounds'), extra_costs=extra_costs,
-                      search_log=SearchLog.from_config(cfg, work_dir))
+                      search_log=SearchLog.from_config(cfg, work_dir),
+                      plot_schedule=plot_schedule)
 
 
 def _build_cost_models(settings: dict, default_args: dict) -> list:

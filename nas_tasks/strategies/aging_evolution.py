@@ -6,6 +6,7 @@ import math
 from typing import Callable
 
 from ..errors import NasError
+from ..history_text import HistoryText, decode_history
 from ..registry import STRATEGIES
 from ..result import Result
 from ..space import Arch, CategoricalSpace
@@ -47,6 +48,7 @@ class AgingEvolution(Strategy):
         self.num_candidates = num_candidates
         self.mutation_prob = mutation_prob
         self._history: list[tuple[Arch, float]] = []  # every told (arch, score), in order
+        self._history_text = HistoryText()  # _history as the checkpoint stores it
         self._population: list[int] = []  # indices into _history, oldest first
         self._told: set[str] = set()
 
@@ -102,12 +104,12 @@ class AgingEvolution(Strategy):
 
     def state_dict(self) -> dict:
         state = super().state_dict()
-        state.update(history=[(dict(arch), score) for arch, score in self._history],
+        state.update(history=self._history_text.encode(self._history),
                      population=list(self._population))
         return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self._history = [(dict(arch), score) for arch, score in state['history']]
+        self._history = [(dict(arch), score) for arch, score in decode_history(state['history'])]
         self._population = list(state['population'])
         self._told = {self.space.canonical(arch) for arch, _ in self._history}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import NasError
+from ..history_text import HistoryText, decode_history
 from ..plots import plot_staged_controller_rewards
 from ..registry import STRATEGIES
 from ..result import Result
@@ -101,6 +102,7 @@ class MultiLevelSearch(Strategy):
         # Per finished stage, the kept (prefix, score) pairs, best first.
         self.kept: list[list[tuple[Arch, float]]] = []
         self.finished_histories: list[list[tuple]] = []  # the finished stages' controller histories
+        self._finished_texts: list[HistoryText] = []  # each as the checkpoint stores it
         self._candidates: list[str] = []  # the grow round's proposals until told
         self._scalars: dict[str, float] = {}  # of the latest tell, for log_scalars (not state)
         self.controller = self._new_controller(self.rng.randrange(2 ** 31))
@@ -241,10 +243,16 @@ class MultiLevelSearch(Strategy):
     def state_dict(self) -> dict:
         state = super().state_dict()
         state.update(kept=[[[dict(arch), score] for arch, score in stage] for stage in self.kept],
-                     finished_histories=[list(history) for history in self.finished_histories],
+                     finished_histories=self._encoded_finished_histories(),
                      candidates=list(self._candidates),
                      controller=self.controller.state_dict())
         return state
+
+    def _encoded_finished_histories(self) -> list[str]:
+        """The finished stages' controller histories as JSON lines, each encoded once."""
+        missing = len(self.finished_histories) - len(self._finished_texts)
+        self._finished_texts += [HistoryText() for _ in range(missing)]
+        return [text.encode(history) for text, history in zip(self._finished_texts, self.finished_histories)]
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
@@ -252,7 +260,7 @@ class MultiLevelSearch(Strategy):
         if len(self.kept) > self.space.num_stages:
             raise NasError(f'the saved search finished {len(self.kept)} stages, but the space '
                            f"'{self.space.name}' has {self.space.num_stages}")
-        self.finished_histories = [[tuple(entry) for entry in history]
+        self.finished_histories = [[tuple(entry) for entry in decode_history(history)]
                                    for history in state['finished_histories']]
         self._candidates = list(state['candidates'])
         # The seed is irrelevant: the saved controller's weights and generator replace it.

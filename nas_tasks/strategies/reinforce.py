@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import NasError, first_line
+from ..history_text import HistoryText, decode_history
 from ..plots import plot_controller_rewards
 from ..registry import STRATEGIES
 from ..result import Result
@@ -204,6 +205,7 @@ class ReinforceController(Strategy):
         self.step = 0  # controller updates made
         self.baseline: float | None = None
         self.history: list[tuple[int, float, float, float | None]] = []
+        self._history_text = HistoryText()  # the history as the checkpoint stores it
         self._scalars: dict[str, float] = {}  # of the latest update, for log_scalars (not state)
         self._proposal_log_probs: dict[str, float] = {}  # p_old for PPO, until told
 
@@ -426,7 +428,7 @@ class ReinforceController(Strategy):
                      generator=self.generator.get_state(),
                      step=self.step,
                      baseline=self.baseline,
-                     history=list(self.history),
+                     history=self._history_text.encode(self.history),
                      proposal_log_probs=dict(self._proposal_log_probs))
         return state
 
@@ -441,6 +443,6 @@ class ReinforceController(Strategy):
         self.generator.set_state(state['generator'])
         self.step = state['step']
         self.baseline = state['baseline']
-        self.history = [tuple(entry) for entry in state['history']]
+        self.history = [tuple(entry) for entry in decode_history(state['history'])]
         self._proposal_log_probs = dict(state['proposal_log_probs'])
 
