@@ -98,6 +98,7 @@ class OneShotDetectionEstimator(Estimator):
         if final_weights.exists():
             self.model.load_state_dict(safe_torch_load(final_weights))
             return
+        check_sync_batch_norm_can_train(self.model)
         self.runner.register_hook(UniformPathHook(
             self.space, self.supernet_path, self.seed,
             sample=lambda rng: sample_within(self.space, rng, self.supernet_constraint)))
@@ -185,6 +186,22 @@ class OneShotDetectionEstimator(Estimator):
         meta = dict(space=self.space.name, space_version=self.space.version, arch=arch)
         atomic_torch_save(dict(state_dict=supernet.subnet_state_dict(arch), meta=meta), path)
         return [path]
+
+
+def check_sync_batch_norm_can_train(model: torch.nn.Module) -> None:
+    """One line, before training, for a SyncBN supernet that cannot train here.
+
+    torch's SyncBatchNorm synchronises in train mode whenever a process group
+    exists, and does so on CUDA only: under torchrun on CPUs (gloo) its first
+    forward would raise from deep inside the Runner. On one process without a
+    group it is plain BN, and the toy configs use BN anyway.
+    """
+    if not (dist.is_distributed() and dist.device().type == 'cpu'):
+        return
+    if any(isinstance(module, torch.nn.SyncBatchNorm) for module in model.modules()):
+        raise NasError("the supernet has SyncBN (norm_cfg=dict(type='SyncBN')), which torch runs "
+                       'on CUDA only, and this run has several CPU processes: run it on GPUs, or '
+                       'pass --cfg-options model.backbone.norm_cfg.type=BN')
 
 
 def recalibrate_detector_batch_norm(detector: torch.nn.Module, batches) -> int:

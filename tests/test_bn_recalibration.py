@@ -174,3 +174,26 @@ def test_a_sync_bn_supernet_recalibrates_per_process_like_the_same_supernet_with
     assert outputs['BN'][-1].std() > 0
     for bn_output, sync_output in zip(outputs['BN'], outputs['SyncBN']):
         torch.testing.assert_close(sync_output, bn_output)
+
+
+def test_a_sync_bn_supernet_under_a_cpu_process_group_is_refused_in_one_line_before_training():
+    """torchrun on CPUs (gloo): SyncBN's first training forward would raise deep inside the
+    Runner; the estimator says so first. Without a group (one process) it trains as BN."""
+    import torch.distributed as torch_dist
+    from backbones.detnas import DetNASSuperNet
+    from conftest import assert_one_line, free_port
+    from detection.one_shot import check_sync_batch_norm_can_train
+    sync_bn = DetNASSuperNet(norm_cfg=dict(type='SyncBN'), out_indices=(3,))
+    plain_bn = DetNASSuperNet(out_indices=(3,))
+    check_sync_batch_norm_can_train(sync_bn)  # one process: fine
+    torch_dist.init_process_group('gloo', rank=0, world_size=1,
+                                  init_method=f'tcp://127.0.0.1:{free_port()}')
+    try:
+        check_sync_batch_norm_can_train(plain_bn)
+        with pytest.raises(NasError) as error:
+            check_sync_batch_norm_can_train(sync_bn)
+        with pytest.raises(ValueError, match='SyncBatchNorm expected input tensor to be on GPU'):
+            sync_bn.train()(torch.rand(2, 3, 32, 32))  # what the check stands in front of
+    finally:
+        torch_dist.destroy_process_group()
+    assert_one_line(str(error.value), 'SyncBN', 'CUDA only', 'model.backbone.norm_cfg.type=BN')
