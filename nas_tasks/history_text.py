@@ -15,32 +15,21 @@ before this module) is read as it is.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Sequence
+
+from nas_tasks.per_entry_cache import PerEntryCache
 
 
 class HistoryText:
-    """The cached JSON lines of one growing history.
-
-    Entries are compared by identity with those encoded before: an entry
-    replaced by another object (a retried candidate's new record) is encoded
-    again, as is everything after it. Entries must not be changed in place.
-    """
+    """The cached JSON lines of one growing history (see :class:`PerEntryCache`
+    for when an entry is encoded again)."""
 
     def __init__(self):
-        self._entries: list[Any] = []
-        self._lines: list[str] = []
+        self._lines = PerEntryCache(lambda entry: json.dumps(entry, allow_nan=True) + '\n')
 
     def encode(self, history: Sequence) -> str:
         """``history`` as JSON lines, one per entry."""
-        unchanged = 0
-        for cached, entry in zip(self._entries, history):
-            if cached is not entry:
-                break
-            unchanged += 1
-        fresh = list(history[unchanged:])
-        self._entries[unchanged:] = fresh
-        self._lines[unchanged:] = [json.dumps(entry, allow_nan=True) + '\n' for entry in fresh]
-        return ''.join(self._lines)
+        return ''.join(self._lines.values(history))
 
 
 def decode_history(stored: str | Sequence) -> list:

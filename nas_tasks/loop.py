@@ -24,8 +24,9 @@ from tqdm import tqdm
 from nas_tasks import dist
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Estimator
-from nas_tasks.io import append_jsonl, atomic_write_json, atomic_write_text, jsonl_line
 from nas_tasks.history_text import HistoryText, decode_history
+from nas_tasks.io import append_jsonl, atomic_write_json, atomic_write_text, jsonl_line
+from nas_tasks.per_entry_cache import PerEntryCache
 from nas_tasks.plot_schedule import PlotSchedule
 from nas_tasks.plots import plot_score_against_cost, plot_score_per_round
 from nas_tasks.report import write_candidates_report
@@ -84,6 +85,8 @@ class SearchLoop:
         self.history: list[dict] = []
         # The history as the checkpoint stores it: JSON lines, each record encoded once.
         self._history_text = HistoryText()
+        # Whether each record is a whole candidate (the strategy judges an arch alone).
+        self._is_final = PerEntryCache(lambda record: self.strategy.is_final(record['arch']))
         self._estimator_state: dict | None = None
         # --retry-failed: the journal's failures of the interrupted round are evaluated again too.
         self._retry_journaled_failures = False
@@ -354,7 +357,8 @@ class SearchLoop:
 
     def _final_records(self) -> list[dict]:
         """Records of whole candidates: a staged search also scores prefixes."""
-        return [record for record in self.history if self.strategy.is_final(record['arch'])]
+        finals = self._is_final.values(self.history)  # read every round: each record judged once
+        return [record for record, final in zip(self.history, finals) if final]
 
     def best_record(self) -> dict:
         """Highest score of a whole candidate; the earliest on ties. Failures rank last.

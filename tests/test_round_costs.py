@@ -146,3 +146,15 @@ def test_checkpoint_holds_the_history_as_text_and_resumes_from_either_form(tmp_p
         resumed.load_state_dict(stored)
         assert resumed.history == loop.history
         assert resumed.strategy.history == loop.strategy.history
+
+
+def test_each_record_is_judged_whole_or_not_once(tmp_path):
+    """The best whole candidate is looked up several times a round; each record's
+    arch is judged (``strategy.is_final``, which validates it) once in the search."""
+    loop = make_loop(tmp_path, every_rounds=100)
+    judged = []
+    is_final = loop.strategy.is_final
+    loop.strategy.is_final = lambda arch: judged.append(arch) or is_final(arch)
+    best = loop.run()
+    assert len(loop.history) == 2 * ROUNDS and best in loop.history
+    assert judged == [record['arch'] for record in loop.history]
