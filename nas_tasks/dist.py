@@ -82,10 +82,29 @@ def init_distributed(launcher: str) -> None:
         return
     if use_cuda():
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-        torch_dist.init_process_group('nccl', timeout=collective_timeout())
-    else:
-        torch_dist.init_process_group('gloo', timeout=collective_timeout())
+    torch_dist.init_process_group('nccl' if use_cuda() else 'gloo', timeout=collective_timeout(),
+                                  **_restart_safe_store())
     object_group()  # created now, by every rank at the same point
+
+
+def _restart_safe_store() -> dict:
+    """``init_process_group``'s store arguments: torchrun's agent store under a prefix of
+    its own per restart, where torchrun lends its store; else none (``env://``).
+
+    torchrun's elastic agent keeps one store across the restarts of its workers
+    (``--max-restarts``), and the dead attempt's keys stay in it: a restarted rank
+    may read the address a dead peer published and fail to connect ("Gloo
+    connectFullMesh failed ... Connection refused", pytorch/pytorch#167288). Keys
+    under ``attempt_<TORCHELASTIC_RESTART_COUNT>/`` are this attempt's only.
+    """
+    if os.environ.get('TORCHELASTIC_USE_AGENT_STORE') != str(True):
+        return {}
+    agent_store = torch_dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']),
+                                      int(os.environ['WORLD_SIZE']), is_master=False,
+                                      timeout=collective_timeout())
+    attempt = os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')
+    return dict(store=torch_dist.PrefixStore(f'nas_tasks/attempt_{attempt}/', agent_store),
+                rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']))
 
 
 def collective_timeout() -> timedelta:

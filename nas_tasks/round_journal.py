@@ -142,7 +142,7 @@ class RoundJournal:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(_encode(obj), allow_nan=False, sort_keys=True) + '\n')
+    atomic_write_text(path, json.dumps(_encode(obj), allow_nan=False) + '\n')
 
 
 def _encode(value: Any) -> Any:

@@ -115,3 +115,69 @@ class DriftingSharedEstimator(Estimator):
         self.weights = dict(state['weights'])
         self.generator.set_state(state['generator'])
         self.trained_on = [tuple(entry) for entry in state['trained_on']]
+
+
+@ESTIMATORS.register_module(force=True)
+class DyingEstimator(Estimator):
+    """Scores like FlakyEstimator (healthy), logs every candidate it finishes, and on its
+    first attempt dies hard in the middle of round ``die_in_round`` (under 2 ranks).
+
+    Every finished evaluation is a line ``{"round", "arch"}`` in
+    ``<work_dir>/evaluations/<attempt>_rank<r>.jsonl``, where ``attempt`` is
+    ``attempt`` if given, else ``restart<TORCHELASTIC_RESTART_COUNT>``.
+
+    The death, while ``<work_dir>/died`` does not exist, in round ``die_in_round``:
+    rank 1, at its second candidate of the round, waits until the round journal
+    holds two finished candidates (its own first and rank 0's first), then writes
+    ``died`` and ends its process with ``os._exit`` (no cleanup, as a killed
+    worker); rank 0, at its second candidate, waits to be killed by the launcher.
+    So exactly those two candidates finished before the death, whatever the timing.
+    """
+
+    WAIT_SECONDS = 300  # a safety net: a test that goes wrong fails instead of hanging
+
+    def __init__(self, space=None, config=None, seed=0, work_dir=None, die_in_round=None,
+                 attempt=None):
+        import os
+        from pathlib import Path
+        self.work_dir = Path(work_dir)
+        self.die_in_round = die_in_round
+        self.attempt = attempt or f"restart{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+        self.dies = die_in_round is not None and not (self.work_dir / 'died').exists()
+        self.round = None
+        self.in_round = 0
+
+    def train_during_search(self, position, sample_arch):
+        self.round, self.in_round = position.round, 0
+
+    def evaluate(self, archs):
+        from nas_tasks import dist
+        from nas_tasks.io import append_jsonl
+        (arch,) = archs
+        self.in_round += 1
+        if self.dies and self.round == self.die_in_round and self.in_round == 2:
+            if dist.get_rank() == 1:
+                self._die()
+            else:
+                self._wait_for('the launcher to kill rank 0', lambda: False)
+        result = Result(count_a(arch) + 0.01 * sum(v == 'b' for v in arch.values()))
+        append_jsonl(self.work_dir / 'evaluations' / f'{self.attempt}_rank{dist.get_rank()}.jsonl',
+                     dict(round=self.round, arch=arch))
+        return [result]
+
+    def _die(self):
+        import os
+        journal = self.work_dir / 'round_journal' / f'round_{self.round:06d}'
+        self._wait_for('two finished candidates in the round journal',
+                       lambda: len([p for p in journal.glob('[!.]*.json')
+                                    if p.name != 'proposals.json']) >= 2)
+        (self.work_dir / 'died').write_text(f'rank 1 died in round {self.round}\n')
+        os._exit(17)
+
+    def _wait_for(self, what, condition):
+        import time
+        deadline = time.monotonic() + self.WAIT_SECONDS
+        while not condition():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'DyingEstimator waited {self.WAIT_SECONDS} s for {what}')
+            time.sleep(0.05)
