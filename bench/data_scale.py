@@ -17,7 +17,8 @@ by side in one run:
   whole file (the old check). After: ``config_checks.dataset_classes``.
 
 Each measurement runs in a fresh process of its own, so its peak is its own:
-the growth of the peak RSS over the RSS before it started (after imports).
+the growth of the peak RSS over the RSS before it started (after imports;
+0 when it stayed below the peak that the imports reached).
 
     python bench/data_scale.py [--candidates 4] [--images 118287] [--boxes 860001]
 """
@@ -193,8 +194,9 @@ def measure(what: str, when: str, data_root: str, candidates: int) -> dict:
     seconds = time.perf_counter() - start
     # The class check parses JSON without pycocotools: one whole-file parse before, none after.
     count = len(parses) if what != 'class_check' else int(when == 'before')
+    # 0 when nothing outgrew the peak that the imports had already reached.
     return dict(what=what, when=when, parses=count, seconds=seconds,
-                peak_mb=(peak_rss_bytes() - before) / 2 ** 20)
+                peak_mb=max(0, peak_rss_bytes() - before) / 2 ** 20)
 
 
 def run_child(what: str, when: str, data_root: str, candidates: int) -> dict:
