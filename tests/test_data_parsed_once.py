@@ -269,3 +269,20 @@ def test_the_categories_are_read_once_per_file_version(tmp_path, monkeypatch):
         config_checks.check_num_classes(Config(dict(cfg.to_dict(), train_dataloader=dict(
             dataset=dict(dataset, metainfo=None)))))
     assert len(reads) == 2
+
+
+def test_a_wrapped_dataset_shares_the_annotations_of_the_dataset_it_wraps(toy_coco, monkeypatch):
+    from mmengine.registry import DATASETS, DefaultScope
+
+    from nas_tasks.built_datasets import forget_parsed_datasets, parsed_once
+
+    forget_parsed_datasets()
+    counter = ParseCounter(monkeypatch)
+    wrapped = dict(type='RepeatDataset', times=2, dataset=_toy_train_cfg(toy_coco))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        first, second = (DATASETS.build(parsed_once(wrapped)) for _ in range(2))
+    assert counter.dataset['instances_train.json'] == 1
+    assert len(first) == len(second) == 32
+    assert first.dataset is not second.dataset
+    assert first.dataset.data_bytes is second.dataset.data_bytes
+    assert first.dataset.pipeline is not second.dataset.pipeline
