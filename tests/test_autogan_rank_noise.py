@@ -36,7 +36,7 @@ ATOL = 1e-5
 LOSS_RTOL = 1e-5
 
 
-def build_model(gen_batch_size: int):
+def build_model(gen_batch_size: int, frozen_batch_norm: bool = True):
     from gan.autogan.final_training import AutoGANTrainingModel
     torch.manual_seed(SEED)  # mmengine's set_random_seed, the same seed on every rank
     model = AutoGANTrainingModel(
@@ -45,7 +45,7 @@ def build_model(gen_batch_size: int):
         discriminator=dict(type='AutoGANDiscriminator', df_dim=8),
         n_critic=1, gen_batch_size=gen_batch_size, ema_momentum=0.5)
     for module in model.generator.modules():
-        if isinstance(module, nn.BatchNorm2d):
+        if isinstance(module, nn.BatchNorm2d) and frozen_batch_norm:
             module.eval()
     return model
 
@@ -79,21 +79,29 @@ def rank_worker(rank: int, port: str, out_dir: str) -> None:
     torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
                                   world_size=WORLD)
     try:
-        model = build_model(GEN_BATCH)
-        wrapper = MMSeparateDistributedDataParallel(model, broadcast_buffers=False,
-                                                    find_unused_parameters=False)
         mine = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
-        torch.save(train(model, wrapper, [real[mine] for real in full_real_batches()]),
-                   f'{out_dir}/rank{rank}.pth')
+        for frozen, name in ((True, 'rank'), (False, 'batch_norm_training_rank')):
+            model = build_model(GEN_BATCH, frozen_batch_norm=frozen)
+            wrapper = MMSeparateDistributedDataParallel(model, broadcast_buffers=False,
+                                                        find_unused_parameters=False)
+            torch.save(train(model, wrapper, [real[mine] for real in full_real_batches()]),
+                       f'{out_dir}/{name}{rank}.pth')
     finally:
         torch_dist.destroy_process_group()
 
 
 @pytest.fixture(scope='module')
-def ranks(tmp_path_factory) -> list[dict]:
+def trained_on_ranks(tmp_path_factory) -> dict[str, list[dict]]:
+    """What two ranks trained, with the generator's BatchNorms frozen and in training mode."""
     out_dir = tmp_path_factory.mktemp('rank_noise')
     mp.spawn(rank_worker, args=(free_port(), str(out_dir)), nprocs=WORLD)
-    return [torch.load(out_dir / f'rank{rank}.pth', weights_only=True) for rank in range(WORLD)]
+    return {name: [torch.load(out_dir / f'{name}{rank}.pth', weights_only=True) for rank in range(WORLD)]
+            for name in ('rank', 'batch_norm_training_rank')}
+
+
+@pytest.fixture(scope='module')
+def ranks(trained_on_ranks) -> list[dict]:
+    return trained_on_ranks['rank']
 
 
 @pytest.mark.slow  # two spawned processes
@@ -126,3 +134,20 @@ def test_every_rank_draws_its_own_noise_and_two_ranks_step_like_one_process(rank
     difference = max(float((ranks[0]['state'][name] - one['state'][name]).abs().max())
                      for name in initial)
     assert difference <= ATOL, json.dumps({'difference': difference, 'moved': moved})
+
+
+@pytest.mark.slow  # two spawned processes
+def test_ranks_hold_the_same_batch_norm_statistics(trained_on_ranks):
+    """Each rank's BatchNorms normalise its own fakes; their running statistics are averaged,
+    so the generator and its EMA are the same on every rank (rank 0 writes the checkpoints,
+    every rank evaluates its share of the images)."""
+    ranks = trained_on_ranks['batch_norm_training_rank']
+    initial = build_model(GEN_BATCH, frozen_batch_norm=False).state_dict()
+    statistics = [name for name in initial if name.endswith(('running_mean', 'running_var'))]
+    assert any(name.startswith('generator.') for name in statistics)
+    assert any(name.startswith('generator_ema.') for name in statistics)
+    # Training moved them, differently on each rank's fakes ...
+    assert all(not torch.equal(ranks[0]['state'][name], initial[name]) for name in statistics)
+    assert not torch.allclose(ranks[0]['fakes'][0], ranks[1]['fakes'][0], atol=1e-3)
+    # ... and every rank holds their average.
+    assert all(torch.equal(ranks[0]['state'][name], ranks[1]['state'][name]) for name in ranks[0]['state'])

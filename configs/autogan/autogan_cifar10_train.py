@@ -19,8 +19,9 @@
 # The real FID statistics are computed once from the train set and cached as
 # data/cifar10/fid_stats_inception-v3-compat_train_32px.npz; to use TTUR's
 # fid_stats_cifar10_train.npz instead, set val_evaluator.fid_stats (and test_evaluator's).
-# Under torchrun (--launcher pytorch) each process takes batches of 64: set
-# train_dataloader.batch_size=64/N for the official total batch.
+# Under torchrun (--launcher pytorch) each process takes batches of 64 real images and
+# 128 latent vectors: set train_dataloader.batch_size=64/N and model.gen_batch_size=128/N
+# for the official total batches. Every process draws its own noise (docs/autogan.md).
 custom_imports = dict(imports=['gan', 'nas_tasks.checkpoint'], allow_failed_imports=False)
 
 data_root = 'data/cifar10'

@@ -31,6 +31,7 @@ from mmengine.optim import OptimWrapperDict
 from mmengine.registry import MODELS
 from torch import nn
 
+from gan.autogan.distributed import batch_norm_statistics
 from gan.autogan.shared_training import hinge_d_loss, hinge_g_loss, init_weights
 from gan.metrics import quantise
 from nas_tasks import dist
@@ -135,8 +136,15 @@ class AutoGANTrainingModel(BaseModel):
                            f'{missing[0]} has none')
         real = self.data_preprocessor(data, True)['images']
         losses = {'loss_d': self._discriminator_step(real, optim_wrapper['discriminator'])}
-        if int(self.num_d_steps) % self.n_critic == 0:
+        g_step = int(self.num_d_steps) % self.n_critic == 0
+        if g_step:
             losses['loss_g'] = self._generator_step(optim_wrapper['generator'])
+        # Under torchrun each rank's BatchNorms saw only its own fakes (DDP leaves buffers
+        # alone: broadcast_buffers=False). Their running statistics are averaged over the
+        # ranks (the mean is the world batch's), so every rank holds, evaluates its share
+        # with and copies into the EMA the same generator; one process: nothing happens.
+        dist.all_reduce_mean_(batch_norm_statistics(unwrap(self.generator)))
+        if g_step:
             self.generator_ema.update_parameters(unwrap(self.generator))
         self.num_d_steps += 1
         # mmengine's 'loss' (their sum) is what NonFiniteLossHook watches: either going NaN stops it.
