@@ -1,12 +1,12 @@
 """A dead worker costs the candidate it was evaluating, not the round.
 
-Slow tier: every test here starts torchrun (2 worker processes, and a restart
-of both, or a resume in a third process).
+Slow tier, but for the timeout settings: every other test here starts torchrun
+(2 worker processes, and a restart of both, or a resume in a third process).
 
 The stand-in (tests/stand_in_estimators.py, DyingEstimator) kills rank 1 hard
 (``os._exit``) in round 2 of 4, once two of the round's candidates have
-finished and rank 0 is in the middle of a third; it logs every candidate it
-finishes, per attempt and rank.
+finished (one on each rank) and rank 0 is in the middle of its second; it logs
+every candidate it finishes, per attempt and rank.
 """
 import json
 import sys
@@ -15,8 +15,6 @@ import pytest
 
 from conftest import REPO, free_port, run_tool
 from stand_in_estimators import SEED, STRATEGY, TOY_CHOICES, key
-
-pytestmark = pytest.mark.slow
 
 DEATH_ROUND = 2
 ENV = {'PYTHONPATH': str(REPO / 'tests'), 'OMP_NUM_THREADS': '1'}
@@ -77,6 +75,7 @@ def assert_same_search_without_repeats(work_dir, reference, before, after):
     assert before | after == finished(reference, 'restart0')
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_round_under_max_restarts_costs_no_finished_candidate(tmp_path):
     work_dir = tmp_path / 'restarted'
     config = dying_search_config(tmp_path / 'dying.py', work_dir)
@@ -93,6 +92,7 @@ def test_a_worker_killed_mid_round_under_max_restarts_costs_no_finished_candidat
     assert not list((work_dir / 'round_journal').iterdir())
 
 
+@pytest.mark.slow
 def test_a_worker_killed_without_restarts_then_resumed_by_hand_on_one_process(tmp_path):
     work_dir = tmp_path / 'killed'
     config = dying_search_config(tmp_path / 'dying.py', work_dir)
@@ -135,6 +135,7 @@ print('REPORT ' + json.dumps(report), flush=True)
 '''
 
 
+@pytest.mark.slow
 def test_rank_zeros_failure_reaches_every_rank_and_a_missing_peer_times_out_short(tmp_path):
     """Rank 0's failure in its own section reaches rank 1 at once (with the day-long
     gather timeout, waiting for it would hang the test); a data-parallel collective
@@ -154,3 +155,18 @@ def test_rank_zeros_failure_reaches_every_rank_and_a_missing_peer_times_out_shor
         assert report['released'] == 'rank 0 is done'
     (data_parallel,) = [r['data_parallel'] for r in reports if 'data_parallel' in r]
     assert 'timed out' in data_parallel.lower(), data_parallel
+
+
+def test_the_two_timeouts_come_from_the_environment_and_a_bad_one_is_one_line(monkeypatch):
+    from datetime import timedelta
+
+    from nas_tasks import dist
+    from nas_tasks.errors import NasError
+    assert (dist.collective_timeout(), dist.gather_timeout()) == \
+        (timedelta(minutes=30), timedelta(days=1))
+    monkeypatch.setenv('NAS_TASKS_GATHER_TIMEOUT', '7200')
+    assert dist.gather_timeout() == timedelta(hours=2)
+    monkeypatch.setenv('NAS_TASKS_COLLECTIVE_TIMEOUT', 'ten minutes')
+    with pytest.raises(NasError, match="NAS_TASKS_COLLECTIVE_TIMEOUT='ten minutes' is not a "
+                                       'number of seconds > 0'):
+        dist.collective_timeout()
