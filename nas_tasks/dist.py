@@ -42,10 +42,11 @@ from nas_tasks.launchers import prepare_environment
 
 __all__ = ['use_cuda', 'device', 'init_distributed', 'ddp_wrapper_cfg', 'is_distributed',
            'get_rank', 'get_world_size', 'is_main_process', 'barrier', 'broadcast_object',
-           'gather_objects', 'evaluate_split', 'rank_range', 'local_slice', 'all_reduce_mean_',
-           'mean_over_ranks', 'on_every_rank', 'all_gather_cat', 'raise_if_any_rank_failed',
-           'process_local', 'on_main_process', 'object_group', 'COLLECTIVE_TIMEOUT_VARIABLE',
-           'GATHER_TIMEOUT_VARIABLE', 'collective_timeout', 'gather_timeout']
+           'gather_objects', 'evaluate_split', 'longest_first_shares', 'rank_range',
+           'local_slice', 'all_reduce_mean_', 'mean_over_ranks', 'on_every_rank',
+           'all_gather_cat', 'raise_if_any_rank_failed', 'process_local', 'on_main_process',
+           'object_group', 'COLLECTIVE_TIMEOUT_VARIABLE', 'GATHER_TIMEOUT_VARIABLE',
+           'collective_timeout', 'gather_timeout']
 
 # Seconds a collective of the default group waits (the data-parallel phases).
 COLLECTIVE_TIMEOUT_VARIABLE = 'NAS_TASKS_COLLECTIVE_TIMEOUT'
@@ -186,13 +187,19 @@ def gather_objects(obj: Any) -> list[Any]:
     return mm_dist.all_gather_object(obj, group=object_group())
 
 
-def evaluate_split(items: Sequence[Any], evaluate_fn) -> list[Any]:
+def evaluate_split(items: Sequence[Any], evaluate_fn,
+                   costs: Sequence[float] | None = None) -> list[Any]:
     """Evaluate ``items`` split across ranks; every rank gets all results in order.
 
-    Rank r evaluates items r, r + world, r + 2 * world, ...
+    Rank r evaluates items r, r + world, r + 2 * world, ...; with ``costs`` (a
+    guess of each item's evaluation time, the same on every rank), the shares of
+    :func:`longest_first_shares` instead. Either way no rank asks another.
     """
     rank, world = get_rank(), get_world_size()
-    mine = list(range(rank, len(items), world))
+    if costs is None:
+        mine = list(range(rank, len(items), world))
+    else:
+        mine = longest_first_shares(costs, world)[rank]
     local = evaluate_fn([items[i] for i in mine]) if mine else []
     if world == 1:
         return list(local)
@@ -201,6 +208,22 @@ def evaluate_split(items: Sequence[Any], evaluate_fn) -> list[Any]:
         for index, result in pairs:
             ordered[index] = result
     return ordered
+
+
+def longest_first_shares(costs: Sequence[float], world: int) -> list[list[int]]:
+    """The item indices of each rank, dealt longest first: every item, costliest first
+    (ties: the earlier), goes to the rank with the least cost so far (ties: the lower).
+
+    A round whose candidates differ in cost (proxy trainings of small and large
+    networks) then ends when its costliest share does, not when the unluckiest
+    round-robin share does. Each share is in item order.
+    """
+    loads, shares = [0.0] * world, [[] for _ in range(world)]
+    for index in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        rank = min(range(world), key=lambda r: (loads[r], r))
+        shares[rank].append(index)
+        loads[rank] += costs[index]
+    return [sorted(share) for share in shares]
 
 
 def rank_range(count: int, rank: int | None = None, world: int | None = None) -> range:

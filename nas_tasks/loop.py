@@ -310,7 +310,8 @@ class SearchLoop:
             return results
         if self.estimator.evaluates_collectively:
             return evaluate_each(archs)
-        return dist.evaluate_split(archs, evaluate_each)
+        costs = [self.estimator.evaluation_cost(arch) for arch in archs]
+        return dist.evaluate_split(archs, evaluate_each, None if None in costs else costs)
 
     def _journal_result(self, round_index: int, arch: dict, result: Result) -> None:
         """Record a finished candidate; a journal that cannot be written costs only the

@@ -66,6 +66,13 @@ class Estimator:
         """Cheap resource costs (flops, params) used by constraints before evaluation."""
         return {}
 
+    def evaluation_cost(self, arch: Arch) -> float | None:
+        """A relative guess of how long :meth:`evaluate` takes on ``arch`` (e.g. its
+        FLOPs for a proxy training), the same on every rank. Given for every candidate,
+        a round's candidates are dealt to the ranks longest first; None (the default):
+        round-robin."""
+        return None
+
     def export(self, arch: Arch, work_dir: Path) -> list[Path]:
         """Write artefacts for the found architecture (e.g. its weights); return their paths."""
         return []
