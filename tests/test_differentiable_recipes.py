@@ -223,3 +223,32 @@ def test_fna_toy_search_runs_the_official_step_schedule_at_a_total_batch_of_8(
     assert len(set(expected)) == 3  # the warm-up's lrs
     assert [record['lr'] for record in history] == pytest.approx(expected, rel=1e-12)
 
+
+
+# -- the architecture step's frozen weights ------------------------------------------------------
+
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_frozen_weights_leave_the_architecture_gradients_of_auto_deeplab_whole(with_cp):
+    """Auto-DeepLab's recomputed (checkpointed) cells too: with the weights frozen, as in a
+    first-order architecture step, alpha and beta get the gradients of a plain backward
+    and no weight gets one."""
+    from nas_tasks.differentiable.architect import frozen
+    from test_auto_deeplab_model import randomize_arch_logits, tiny_search_net
+
+    reference = tiny_search_net(block_multiplier=3)
+    randomize_arch_logits(reference)
+    net = tiny_search_net(block_multiplier=3, with_cp=with_cp)
+    net.load_state_dict(reference.state_dict())
+    images = torch.randn(2, 3, 32, 32)
+    reference(images).square().mean().backward()
+    arch_ids = {id(p) for p in net.arch_parameters()}
+    weights = [p for p in net.parameters() if id(p) not in arch_ids]
+    with frozen(weights):
+        net(images).square().mean().backward()
+    assert all(weight.grad is None for weight in weights)
+    assert all(weight.requires_grad for weight in weights)
+    for name in ('alpha', 'beta'):
+        expected = reference.arch_params.logits[name].grad
+        assert expected.abs().max() > 0
+        torch.testing.assert_close(net.arch_params.logits[name].grad, expected,
+                                   rtol=1e-5, atol=1e-7)
