@@ -65,8 +65,8 @@ class WeightSchedules:
 
     def _build(self) -> list[_ParamScheduler]:
         schedulers = []
-        for cfg in self.cfgs:
-            cfg = copy.deepcopy(cfg)
+        for given in self.cfgs:
+            cfg = copy.deepcopy(given)
             # The Runner's default end: the whole run.
             cfg.setdefault('end', self.epochs if cfg.get('by_epoch', True)
                            else self.epochs * self.iters_per_epoch)
@@ -75,7 +75,7 @@ class WeightSchedules:
                     cfg, default_args=dict(optimizer=self.optimizer,
                                            epoch_length=self.iters_per_epoch)))
             except (KeyError, TypeError, ValueError, AssertionError) as error:
-                raise NasError(f'bad param_scheduler {cfg}: {first_line(error)}') from error
+                raise NasError(f'bad param_scheduler {given}: {first_line(error)}') from error
         return schedulers
 
     def __bool__(self) -> bool:
