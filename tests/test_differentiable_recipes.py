@@ -13,6 +13,7 @@ from mmengine.registry import PARAM_SCHEDULERS
 from mmengine.runner import Runner
 from torch import nn
 
+from detection.proxy import released_mmengine_instances
 from nas_tasks.differentiable.schedules import check_retired_settings
 from nas_tasks.errors import NasError
 from nas_tasks.world_size import WORLD_SIZE_KEY, allow_world_size_change
@@ -60,6 +61,14 @@ class _Line(BaseModel):
 def mmengine_runner_lrs(schedule, tmp_path, lr):
     """The learning rate of every iteration of mmengine's own Runner (ITERS a epoch)."""
     recorder = _LrRecorder()
+    # The Runner's DefaultScope ('mmengine') would stay the current one for the
+    # tests that follow in this process, and mmdet's registry would then look in mmengine's.
+    with released_mmengine_instances():
+        _train_runner(recorder, schedule, tmp_path, lr)
+    return recorder.lrs
+
+
+def _train_runner(recorder, schedule, tmp_path, lr):
     runner = Runner(
         model=_Line(), work_dir=str(tmp_path), default_scope='mmengine',
         train_dataloader=dict(dataset=[dict(inputs=torch.ones(1))] * ITERS, batch_size=1,
@@ -70,7 +79,6 @@ def mmengine_runner_lrs(schedule, tmp_path, lr):
         param_scheduler=copy.deepcopy(schedule), custom_hooks=[recorder],
         default_hooks=dict(checkpoint=None, logger=None), log_level='WARNING')
     runner.train()
-    return recorder.lrs
 
 
 def trainer_lrs(trainer, resume=False):
