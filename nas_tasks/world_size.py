@@ -40,20 +40,23 @@ def current_world_size() -> int:
     return dist.get_world_size()
 
 
-def check_resumed_world_size(saved: int | None, what: str, source) -> None:
+def check_resumed_world_size(saved: int | None, what: str, source, change: str | None = None) -> None:
     """Refuse to resume ``what`` (trained on ``saved`` processes, read from ``source``)
     on another world size, unless allowed; then say in the log that the batch changes.
 
     ``saved`` None is a state from before world sizes were recorded: accepted.
+    ``change`` says what another world size changes, where it is not the total
+    batch (a state whose batch settings are totals changes each rank's share).
     """
     current = current_world_size()
     if saved is None or int(saved) == current:
         return
+    change = change or (f'its total batch would change from {saved}x to {current}x the '
+                        'per-process batch')
     if not _change_allowed:
         raise NasError(
             f'{source} holds {what} trained on {saved} process(es), but this run has {current}: '
-            f'its total batch would change from {saved}x to {current}x the per-process batch. '
-            f'Resume it on {saved} process(es), or pass {ALLOW_FLAG} to go on at the new batch')
+            f'{change}. Resume it on {saved} process(es), or pass {ALLOW_FLAG} to go on anyway')
     MMLogger.get_instance('nas_tasks').warning(
         f'{what} was trained on {saved} process(es) and goes on on {current} '
-        f'({ALLOW_FLAG}): the total batch changes from {saved}x to {current}x the per-process batch')
+        f'({ALLOW_FLAG}): {change}')

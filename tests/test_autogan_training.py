@@ -192,8 +192,9 @@ def test_a_state_trained_on_another_world_size_is_refused_unless_allowed():
         resumed.load_state_dict(state)
     assert str(error.value) == (
         'the search checkpoint search_state.pth holds the shared GAN trained on 4 process(es), '
-        'but this run has 1: its total batch would change from 4x to 1x the per-process batch. '
-        'Resume it on 4 process(es), or pass --allow-world-size-change to go on at the new batch')
+        "but this run has 1: its total batch stays, but each process would take its BatchNorms' "
+        'statistics over another slice of it. '
+        'Resume it on 4 process(es), or pass --allow-world-size-change to go on anyway')
     assert all(torch.equal(a, b) for a, b in zip(g_params(resumed), untouched))  # nothing loaded
     allow_world_size_change(True)
     try:

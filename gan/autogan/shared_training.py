@@ -193,15 +193,17 @@ class SharedGANTrainer:
                 'd_step': self.d_step,
                 'reset_log': list(self.reset_log),
                 'rng': self.rng.get_state(),
-                # Each step's total batch is the world's: resumed on another world size, the
-                # rest of the search would train at another batch.
+                # gen/dis_batch_size are totals, but each rank's BatchNorms take their
+                # statistics over its slice: another world size changes the slices.
                 WORLD_SIZE_KEY: current_world_size()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restores a :meth:`state_dict`; one written on another number of processes is
         refused (:func:`nas_tasks.world_size.check_resumed_world_size`) before anything loads."""
         check_resumed_world_size(state.get(WORLD_SIZE_KEY), 'the shared GAN',
-                                 f'the search checkpoint {CHECKPOINT_NAME}')
+                                 f'the search checkpoint {CHECKPOINT_NAME}',
+                                 change='its total batch stays, but each process would take '
+                                 "its BatchNorms' statistics over another slice of it")
         self.generator.load_state_dict(state['generator'])
         self.discriminator.load_state_dict(state['discriminator'])
         self.g_optimizer.load_state_dict(state['g_optimizer'])
