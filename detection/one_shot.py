@@ -110,9 +110,7 @@ class OneShotDetectionEstimator(Estimator):
                 'lower the learning rate (optim_wrapper.optimizer.lr) or clip gradients '
                 '(optim_wrapper.clip_grad=dict(max_norm=...)), then rerun with --resume to continue '
                 f'from the last checkpoint in {supernet_dir}') from None
-        if dist.is_main_process():
-            atomic_torch_save(self.model.state_dict(), final_weights)
-        dist.barrier()
+        dist.on_main_process(lambda: atomic_torch_save(self.model.state_dict(), final_weights))
 
     def _build_runner(self, supernet_dir: Path, resume: bool) -> Runner:
         cfg = copy.deepcopy(self.runner_cfg)

@@ -166,15 +166,15 @@ class Diagnosis:
                 store, candidates, f'scoring {ablation.description}',
                 lambda candidate, ablation=ablation: ablation.score(candidate.arch))
         self._check_usable(candidates, standalone_records)  # on every rank: all stop alike
-        report = None
-        if dist.is_main_process():
+
+        def write_report() -> dict:
             report = self._report(candidates, standalone_records, ablation_records)
             atomic_write_json(self.out / REPORT_NAME, report)
             plot_diagnosis(report, self.out / SCATTER_NAME)
             self.logger.info(f'verdict: {report["verdict"]}')
             self.logger.info(f'wrote {self.out / REPORT_NAME} and {self.out / SCATTER_NAME}')
-        dist.barrier()
-        return dist.broadcast_object(report)
+            return report
+        return dist.on_main_process(write_report)  # every rank gets it, or rank 0's failure
 
     # -- candidates ------------------------------------------------------------
     def _complete(self, store: CandidateRecords, candidates: list[Candidate], what: str,

@@ -242,11 +242,12 @@ class DifferentiableSearchTask:
             trainer.record_result(self.result_record(trainer.model, val_set))
         else:
             trainer.logger.info('the search had finished; exporting its result again')
-        if dist.is_main_process():
+
+        def write_results() -> None:
             self.export(trainer.result, work)
             write_epochs_report(work.path, f'{work.path.name}: {type(self).__name__}',
                                 self.score_name, trainer.result, trainer.history)
-        dist.barrier()
+        dist.on_main_process(write_results)  # rank 0 writes; a failure there stops every rank
         trainer.logger.info(f'decoded architecture {trainer.result["arch"]}; {self.score_name} '
                             f'of the search network {trainer.result["score"]:.4f}')
         return trainer.result

@@ -382,9 +382,7 @@ class DifferentiableTrainer:
         """Save the state (rank 0), keeping the previous checkpoint; refuse non-finite weights."""
         self._refuse_non_finite_model()
         state = self.state_dict()  # on every rank: gathering the RNG states is collective
-        if dist.is_main_process():
-            self.work.save_checkpoint(state)
-        dist.barrier()
+        dist.on_main_process(lambda: self.work.save_checkpoint(state))  # its failure stops every rank
         self.checkpointed_epoch = self.epoch
 
     def _refuse_non_finite_model(self) -> None:
