@@ -39,6 +39,7 @@ from mmengine.dist import get_rank, get_world_size, is_distributed, is_main_proc
 
 from nas_tasks.errors import NasError
 from nas_tasks.launchers import prepare_environment
+from nas_tasks.validation import seconds_from_environment
 
 __all__ = ['use_cuda', 'device', 'init_distributed', 'ddp_wrapper_cfg', 'is_distributed',
            'get_rank', 'get_world_size', 'is_main_process', 'barrier', 'broadcast_object',
@@ -119,17 +120,7 @@ def gather_timeout() -> timedelta:
 
 
 def _timeout(variable: str, default: float) -> timedelta:
-    text = os.environ.get(variable)
-    if text is None:
-        return timedelta(seconds=default)
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0:
-        raise NasError(f'{variable}={text!r} is not a number of seconds > 0; set it to one '
-                       f'(default {default:g}) or unset it')
-    return timedelta(seconds=seconds)
+    return timedelta(seconds=seconds_from_environment(variable, default))
 
 
 # (default group, object group): the object group belongs to one default group, and a

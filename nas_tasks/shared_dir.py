@@ -21,6 +21,7 @@ from pathlib import Path
 from nas_tasks import dist
 from nas_tasks.errors import NasError, first_line
 from nas_tasks.io import atomic_write_text
+from nas_tasks.validation import seconds_from_environment
 
 __all__ = ['check_shared_work_dir', 'WAIT_ENV', 'DEFAULT_WAIT_SECONDS']
 
@@ -38,7 +39,7 @@ def check_shared_work_dir(work_dir: str | os.PathLike) -> None:
     if dist.get_world_size() == 1:
         return
     work_dir = Path(work_dir)
-    wait_seconds = _wait_seconds()
+    wait_seconds = seconds_from_environment(WAIT_ENV, DEFAULT_WAIT_SECONDS, allow_zero=True)
 
     def write_token() -> str:
         token = uuid.uuid4().hex
@@ -76,14 +77,3 @@ def _sees_token(token_file: Path, token: str, wait_seconds: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(POLL_SECONDS)
-
-
-def _wait_seconds() -> float:
-    value = os.environ.get(WAIT_ENV, DEFAULT_WAIT_SECONDS)
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if seconds < 0:
-        raise NasError(f'{WAIT_ENV} must be a number of seconds >= 0, got {value!r}')
-    return seconds

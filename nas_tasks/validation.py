@@ -8,6 +8,7 @@ torch), so that light tools can use it.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from nas_tasks.errors import NasError
@@ -42,6 +43,22 @@ def check_number(name: str, value: Any, minimum: float = 0.0, inclusive: bool = 
         raise NasError(f"{name} must be a number {'>=' if inclusive else '>'} {minimum:g}, "
                        f'got {value!r}')
     return value
+
+
+def seconds_from_environment(variable: str, default: float, allow_zero: bool = False) -> float:
+    """The number of seconds in the environment variable ``variable`` (``default`` if unset):
+    a number > 0 (>= 0 with ``allow_zero``); anything else is one line naming the variable."""
+    text = os.environ.get(variable)
+    if text is None:
+        return float(default)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds >= 0 if allow_zero else seconds > 0):  # NaN is neither
+        raise NasError(f"{variable}={text!r} is not a number of seconds {'>=' if allow_zero else '>'} "
+                       f'0; set it to one (default {default:g}) or unset it')
+    return seconds
 
 
 def check_prob(name: str, value: Any) -> float:
