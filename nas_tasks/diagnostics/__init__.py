@@ -4,7 +4,8 @@
 recipes in :data:`STANDALONE_RECIPES` and :data:`SEARCH_ABLATIONS`. Only the
 registries are imported here, so a task registering a recipe loads no more.
 """
-from nas_tasks.diagnostics.recipes import (SEARCH_ABLATIONS, STANDALONE_RECIPES, SearchAblation,
-                                           StandaloneRecipe)
+from nas_tasks.diagnostics.recipes import (RANDOM_ARCHITECTURES, SEARCH_ABLATIONS, STANDALONE_RECIPES,
+                                           RandomArchitectures, SearchAblation, StandaloneRecipe)
 
-__all__ = ['SEARCH_ABLATIONS', 'STANDALONE_RECIPES', 'SearchAblation', 'StandaloneRecipe']
+__all__ = ['RANDOM_ARCHITECTURES', 'SEARCH_ABLATIONS', 'STANDALONE_RECIPES', 'RandomArchitectures',
+           'SearchAblation', 'StandaloneRecipe']

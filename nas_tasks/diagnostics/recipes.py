@@ -9,6 +9,7 @@ which a constructor takes when it names them.
 """
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from mmengine.registry import Registry
@@ -19,6 +20,9 @@ from nas_tasks.result import Result
 STANDALONE_RECIPES = Registry('standalone recipe', scope='nas_tasks')
 # Other scores of the search's candidates (e.g. one-shot scores without BN recalibration).
 SEARCH_ABLATIONS = Registry('search ablation', scope='nas_tasks')
+# Where a random baseline (tools/diagnose.py --random N) draws its architectures from,
+# for searches whose config has no sampleable search_space (the differentiable ones).
+RANDOM_ARCHITECTURES = Registry('random architectures', scope='nas_tasks')
 
 
 class StandaloneRecipe:
@@ -48,4 +52,19 @@ class SearchAblation:
     description = 'an ablation'
 
     def score(self, arch: dict) -> Result:
+        raise NotImplementedError
+
+
+class RandomArchitectures:
+    """Draws architectures uniformly from the space a search chose from.
+
+    ``draw(rng)`` returns one architecture under the search's own constraints
+    (FLOPs, latency), in the form the search's ``best_arch.json`` holds under
+    ``arch`` and the task's standalone recipe takes. Sample-based searches need
+    none registered: their ``search_space`` and ``search.constraints`` are
+    sampled by the core. Built like the recipes (``config``, ``space``, ``seed``,
+    ``work_dir`` where the constructor names them).
+    """
+
+    def draw(self, rng: random.Random) -> dict:
         raise NotImplementedError
