@@ -68,3 +68,8 @@ class RandomArchitectures:
 
     def draw(self, rng: random.Random) -> dict:
         raise NotImplementedError
+
+    def references(self) -> dict[str, dict]:
+        """Named architectures of the same space to train and report beside the
+        pick and the random ones (FNA: the seed network's own); none by default."""
+        return {}
