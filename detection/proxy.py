@@ -21,7 +21,6 @@ import copy
 import gc
 import hashlib
 import io
-import logging
 import time
 from pathlib import Path
 
@@ -29,7 +28,6 @@ import torch
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.runner import Runner
-from mmengine.utils import ManagerMixin
 
 from backbones.resources import measure
 from detection.data import build_held_out_split, check_dataset_paths
@@ -41,6 +39,8 @@ from nas_tasks.determinism import runner_randomness
 from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.base import Arch, Estimator
+# count_mmengine_instances: the tests and bench/proxy_memory.py read it from here.
+from nas_tasks.mmengine_instances import count_mmengine_instances, released_mmengine_instances  # noqa: F401
 from nas_tasks.registry import ESTIMATORS
 from nas_tasks.result import FLOPS_MMENGINE, Result
 from nas_tasks.search import runner_config
@@ -223,47 +223,3 @@ class ProxyDetectionEstimator(Estimator):
 def _run_name(canonical_arch: str) -> str:
     """A short folder name for one candidate's proxy run."""
     return 'arch_' + hashlib.sha1(canonical_arch.encode()).hexdigest()[:12]
-
-
-@contextlib.contextmanager
-def released_mmengine_instances():
-    """Drop the named instances mmengine creates inside the block.
-
-    A Runner registers an MMLogger, a MessageHub, a Visualizer and a
-    DefaultScope under its experiment name (``ManagerMixin._instance_dict``)
-    and nothing ever removes them, so a search that trains hundreds of proxy
-    Runners would keep every one of them, with their models' visualizer
-    backends and open log files, alive. Log files are closed. The "current"
-    instances fall back to those that existed before the block.
-    """
-    before = {cls: set(cls._instance_dict) for cls in _manager_classes()}
-    try:
-        yield
-    finally:
-        for cls in _manager_classes():
-            for name in set(cls._instance_dict) - before.get(cls, set()):
-                instance = cls._instance_dict.pop(name)
-                if isinstance(instance, logging.Logger):
-                    _close_file_handlers(instance)
-
-
-def count_mmengine_instances() -> int:
-    """How many named instances mmengine holds (loggers, message hubs, visualizers, scopes, ...)."""
-    return sum(len(cls._instance_dict) for cls in _manager_classes())
-
-
-def _manager_classes() -> list[type]:
-    """ManagerMixin and all its subclasses; each keeps its own ``_instance_dict``."""
-    classes, pending = [], [ManagerMixin]
-    while pending:
-        cls = pending.pop()
-        classes.append(cls)
-        pending.extend(cls.__subclasses__())
-    return classes
-
-
-def _close_file_handlers(logger: logging.Logger) -> None:
-    for handler in list(logger.handlers):
-        if isinstance(handler, logging.FileHandler):
-            handler.close()
-            logger.removeHandler(handler)
