@@ -22,6 +22,8 @@ from typing import Callable, Iterator, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 from gan.autogan.discriminator import AutoGANDiscriminator
 from gan.autogan.distributed import DataParallelSteps
@@ -68,15 +70,35 @@ def hinge_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 
 
 def init_weights(module: nn.Module) -> None:
-    """The official ``weights_init``: xavier-uniform convs (not transposed ones), BN weight ~ N(1, 0.02)."""
+    """The official ``weights_init`` (``--init_type xavier_uniform``, search and final
+    training alike): xavier-uniform (gain 1) weights of every ``Conv2d``, BN weight
+    ~ N(1, 0.02) and bias 0. The official test is on the class name ("Conv2d" in it),
+    so transposed convs and linear layers keep torch's default initialisation, here too.
+
+    A spectral-normed conv is torch's parametrized subclass of ``Conv2d``
+    (``ParametrizedConv2d``): its raw weight is initialised, as the official
+    ``m.weight.data``, which the old spectral-norm hook aliases to ``weight_orig``
+    until the first forward pass."""
     for sub in module.modules():
-        if type(sub) is nn.Conv2d:
-            # A spectral-normed conv keeps its raw weight under ``parametrizations``.
-            weight = sub.parametrizations.weight.original if hasattr(sub, 'parametrizations') else sub.weight
-            nn.init.xavier_uniform_(weight)
+        if isinstance(sub, nn.Conv2d):
+            _xavier_uniform(sub)
         elif isinstance(sub, nn.BatchNorm2d):
             nn.init.normal_(sub.weight, 1.0, 0.02)
             nn.init.zeros_(sub.bias)
+
+
+def _xavier_uniform(conv: nn.Conv2d) -> None:
+    if not parametrize.is_parametrized(conv, 'weight'):
+        nn.init.xavier_uniform_(conv.weight)
+        return
+    weight = conv.parametrizations.weight.original
+    nn.init.xavier_uniform_(weight)
+    for parametrization in conv.parametrizations.weight:
+        if isinstance(parametrization, _SpectralNorm):
+            # Applying spectral norm ran 15 power iterations on the default weights;
+            # its u and v would give the new ones a spectral norm near 0 (they are
+            # unrelated vectors of it). Run them again, as for a freshly built layer.
+            parametrization._power_method(parametrization._reshape_weight_to_matrix(weight), 15)
 
 
 class SharedGANTrainer:
