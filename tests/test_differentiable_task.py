@@ -3,6 +3,8 @@ of the one parsed training split (so mmdet's AspectRatioBatchSampler loads them)
 held-out evaluation by the config's CocoMetric, the record, the export and its refusals."""
 import json
 
+import mmcv
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -167,4 +169,50 @@ def test_a_split_too_small_for_two_halves_is_one_line(toy_coco, tmp_path):
     with pytest.raises(NasError, match='the training split has 3 image\\(s\\); arch_fraction 0.1 '
                                        'leaves one half empty') as error:
         task.run(tmp_path / 'w')
+    assert '\n' not in str(error.value)
+
+
+def mirrored_draws(dataset, draws: int = 4) -> list[bool]:
+    """For ``draws`` loads of every sample of ``dataset``: whether its input image is the
+    image on disk mirrored left-right (it must be the image itself otherwise)."""
+    np.random.seed(0)  # mmcv's RandomFlip draws from numpy's global generator
+    mirrored = []
+    for _ in range(draws):
+        for index in range(len(dataset)):
+            sample = dataset[index]
+            on_disk = torch.from_numpy(mmcv.imread(sample['data_samples'].img_path)).permute(2, 0, 1)
+            assert sample['inputs'].shape == on_disk.shape  # the toy images need no resize
+            is_mirrored = torch.equal(sample['inputs'], on_disk.flip(-1))
+            assert is_mirrored or torch.equal(sample['inputs'], on_disk)
+            mirrored.append(is_mirrored)
+    return mirrored
+
+
+def test_a_val_weight_pipeline_never_flips_the_weight_half(toy_coco):
+    """weight_pipeline='val': the weight half's samples go through the val pipeline (the
+    image as it is), the architecture half keeps the training pipeline's random flip;
+    by default ('train') both halves are flipped at random."""
+    cfg = toy_config(toy_coco)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        train_set = ToyDetectionSearch(cfg, TRAINER).build_dataset('train')
+        weight, arch = ToyDetectionSearch(cfg, TRAINER, weight_pipeline='val').halves(train_set)
+        assert not any(mirrored_draws(weight))
+        assert any(mirrored_draws(arch)) and not all(mirrored_draws(arch))
+        default_weight, _ = ToyDetectionSearch(cfg, TRAINER).halves(train_set)
+        assert image_ids(default_weight) == image_ids(weight)
+        assert any(mirrored_draws(default_weight))
+        # The training split itself keeps its pipeline (the halves are copies).
+        assert any(mirrored_draws(train_set))
+
+
+def test_bad_weight_pipelines_are_one_line(toy_coco):
+    cfg = toy_config(toy_coco)
+    with pytest.raises(NasError, match="weight_pipeline must be 'train' .* got 'test'") as error:
+        ToyDetectionSearch(cfg, TRAINER, weight_pipeline='test')
+    assert '\n' not in str(error.value)
+    cfg.val_dataloader.dataset.pipeline = [step for step in cfg.val_dataloader.dataset.pipeline
+                                           if step['type'] != 'LoadAnnotations']
+    with pytest.raises(NasError, match="weight_pipeline='val' trains the weights on "
+                                       ".*loads no annotations") as error:
+        ToyDetectionSearch(cfg, TRAINER, weight_pipeline='val')
     assert '\n' not in str(error.value)

@@ -71,6 +71,30 @@ def test_toy_adaptation_writes_an_arch_timm_builds_and_weights_it_loads(run, sco
         assert (work_dir / name).stat().st_size > 0, name
 
 
+def test_detection_search_trains_its_weights_on_unflipped_images(toy_coco):
+    """As the official search (JaminFong/FNA tools/divide_dataset.py: the weight split
+    is built from the val config, flip_ratio 0): FNA's detection search runs its weight
+    half through the val pipeline; the architecture half keeps the random flip."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from detection.fna import FNADetectionSearch
+    from nas_tasks.builder import apply_data_root
+    from test_differentiable_task import image_ids, mirrored_draws
+
+    cfg = Config.fromfile(DETECTION)
+    apply_data_root(cfg, f'{toy_coco}/')
+    search = FNADetectionSearch(cfg, **{key: value for key, value in
+                                        cfg.differentiable_search.items() if key != 'type'})
+    assert search.weight_pipeline == 'val'
+    with DefaultScope.overwrite_default_scope(search.default_scope):
+        weight, arch = search.halves(search.build_dataset('train'))
+        assert len(weight) == len(arch) == 8
+        assert set(image_ids(weight)).isdisjoint(image_ids(arch))
+        assert not any(mirrored_draws(weight))
+        assert any(mirrored_draws(arch))
+
+
 @pytest.mark.slow
 def test_killed_adaptation_resumes_to_the_same_result(segmentation_run, toy_cityscapes,
                                                       seed_weights, tmp_path):

@@ -123,21 +123,23 @@ class FNASearch(DifferentiableSearchTask):
             trained weights of the chosen ops, stem and fixed stages; what the
             super network lacks, such as the statistics of its untracked
             BatchNorms, from the seed).
-        seed, eval_interval, arch_fraction: see DifferentiableSearchTask.
+        seed, eval_interval, arch_fraction, weight_pipeline: see
+            DifferentiableSearchTask (the detection search trains its weight
+            half on the val pipeline, as the official search does).
     """
 
     flops_convention = MACS_CONV_MATMUL
 
     def __init__(self, config, trainer: dict, cost: dict | None = None,
                  adapted_init: str = 'seed', eval_interval: int = 0, seed: int = 0,
-                 arch_fraction: float = 0.5):
+                 arch_fraction: float = 0.5, weight_pipeline: str | None = None):
         trainer = dict(trainer)
         for key, value in (('single_path', True), ('arch_paths', 'all')):
             if trainer.setdefault(key, value) != value:
                 raise NasError(f'FNA trains with {key}={value!r} (the official scheme); remove '
                                f'differentiable_search.trainer.{key}')
         super().__init__(config, trainer, eval_interval=eval_interval, seed=seed,
-                         arch_fraction=arch_fraction)
+                         arch_fraction=arch_fraction, weight_pipeline=weight_pipeline)
         backbone = config.get('model', {}).get('backbone', {})
         if backbone.get('type') != 'FNASuperNet':
             raise NasError("an FNA search needs model.backbone=dict(type='FNASuperNet', seed=...)"

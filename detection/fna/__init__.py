@@ -9,6 +9,8 @@ from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
 class FNADetectionSearch(FNASearch):
     score_name = 'coco/bbox_mAP'
     default_scope = DEFAULT_SCOPE
+    # The official search trains the weights on its half with the val pipeline (no flip).
+    weight_pipeline = 'val'
 
 
 __all__ = ['FNADetectionSearch']

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import torch
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
+from mmengine.dataset import Compose, pseudo_collate
 from mmengine.evaluator import Evaluator
 from mmengine.registry import DATASETS, DefaultScope
 from torch import nn
@@ -39,6 +39,9 @@ from nas_tasks.workdir import SearchWorkDir
 TRAINER_SUPPLIED = ('model', 'weight_dataset', 'arch_dataset', 'work_dir', 'seed', 'on_epoch_end',
                     'logger', 'search_log')
 REQUIRED_CONFIG_KEYS = ('train_dataloader', 'val_dataloader', 'val_evaluator')
+# The pipelines the weight half's samples can go through: the training split's own
+# (its augmentation included) or val_dataloader.dataset's (no random flip, crop ...).
+WEIGHT_PIPELINES = ('train', 'val')
 
 
 class DifferentiableSearchTask:
@@ -60,7 +63,8 @@ class DifferentiableSearchTask:
     * ``export(record, work)``: the task's files; called on rank 0 only.
 
     and may override ``epoch_metrics(trainer, epoch, model, val_set)``
-    (default: :meth:`evaluate` every ``eval_interval`` epochs, none when 0).
+    (default: :meth:`evaluate` every ``eval_interval`` epochs, none when 0),
+    and the class attribute ``weight_pipeline`` (the default of the setting).
 
     Args:
         config: the whole search config; its ``train_dataloader.dataset``
@@ -70,6 +74,12 @@ class DifferentiableSearchTask:
         eval_interval: evaluate on the val split after every this many epochs.
         seed: seeds the split, the initial weights and the trainer.
         arch_fraction: the share of the training images in the architecture half.
+        weight_pipeline: the pipeline of the weight half's samples: ``'train'``
+            (the training split's own: both halves augmented alike; Auto-DeepLab's
+            reference code) or ``'val'`` (``val_dataloader.dataset.pipeline``,
+            which must load the annotations: the official FNA search trains the
+            weights on its half without the random flip). None: the class's
+            ``weight_pipeline``. The architecture half keeps the training pipeline.
     """
 
     score_name: str = ''
@@ -79,9 +89,11 @@ class DifferentiableSearchTask:
     # Top-level config keys the task does not read, each with what stands for it:
     # such a key in the config is refused instead of being silently unused.
     unread_config_keys: dict[str, str] = {}
+    # The default of the weight_pipeline setting: one of WEIGHT_PIPELINES.
+    weight_pipeline: str = 'train'
 
     def __init__(self, config: Config, trainer: dict, eval_interval: int = 0, seed: int = 0,
-                 arch_fraction: float = 0.5):
+                 arch_fraction: float = 0.5, weight_pipeline: str | None = None):
         if not self.score_name or not self.default_scope:
             raise TypeError(f'{type(self).__name__} must set the class attributes score_name '
                             'and default_scope')
@@ -94,6 +106,11 @@ class DifferentiableSearchTask:
             raise NasError(f'arch_fraction must be a number between 0 and 1 (the share of the '
                            f'training images that train the architecture), got {arch_fraction!r}')
         self.arch_fraction = float(arch_fraction)
+        if weight_pipeline is not None:
+            if weight_pipeline not in WEIGHT_PIPELINES:
+                raise NasError(f"weight_pipeline must be 'train' (the training split's pipeline) "
+                               f"or 'val' (val_dataloader.dataset's), got {weight_pipeline!r}")
+            self.weight_pipeline = weight_pipeline
         check_retired_settings(self.trainer_cfg)
         check_settings(self.trainer_cfg, settings_of(DifferentiableTrainer, TRAINER_SUPPLIED),
                        'differentiable_search.trainer')
@@ -107,6 +124,8 @@ class DifferentiableSearchTask:
                 raise NasError(f"{type(self).__name__} does not read '{key}' "
                                f'({_first_setting(config[key], key)} is set): {instead}; '
                                f"remove '{key}'")
+        if self.weight_pipeline == 'val':
+            self._val_pipeline_steps()  # before any data is read
 
     # -- what a task implements ------------------------------------------------
     def build_search_model(self, train_set) -> nn.Module:
@@ -149,6 +168,8 @@ class DifferentiableSearchTask:
         BaseDataset's ``get_subset`` of it, a dataset of the config's own type
         (mmdet's AspectRatioBatchSampler reads its ``get_data_info``) holding
         the same samples as the config built again with ``indices=`` would.
+        With ``weight_pipeline='val'`` the weight half's samples go through
+        ``val_dataloader.dataset``'s pipeline instead.
         """
         size = len(dataset)
         num_arch = math.floor(size * self.arch_fraction + 0.5)
@@ -162,7 +183,27 @@ class DifferentiableSearchTask:
                            "derived from mmengine's BaseDataset)")
         order = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed)).tolist()
         num_weight = size - num_arch
-        return dataset.get_subset(order[:num_weight]), dataset.get_subset(order[num_weight:])
+        weight_half = dataset.get_subset(order[:num_weight])
+        if self.weight_pipeline == 'val':
+            if not hasattr(weight_half, 'pipeline'):
+                raise NasError(f"weight_pipeline='val' gives the weight half the val pipeline, "
+                               f'but train_dataloader.dataset ({type(dataset).__name__}) has no '
+                               "pipeline of its own; set weight_pipeline='train'")
+            # get_subset deep-copied the pipeline: replacing it leaves the other half's alone.
+            with DefaultScope.overwrite_default_scope(self.default_scope):
+                weight_half.pipeline = Compose(self._val_pipeline_steps())
+        return weight_half, dataset.get_subset(order[num_weight:])
+
+    def _val_pipeline_steps(self) -> list:
+        """A copy of ``val_dataloader.dataset.pipeline``, checked to load the annotations
+        (a transform named ``Load*Annotations``) that training samples need."""
+        pipeline = self.config.val_dataloader.get('dataset', {}).get('pipeline')
+        names = [str(step.get('type')) for step in pipeline or () if isinstance(step, dict)]
+        if not any(name.startswith('Load') and 'Annotation' in name for name in names):
+            raise NasError(f"weight_pipeline='val' trains the weights on val_dataloader.dataset's "
+                           f'pipeline, which loads no annotations ({names or pipeline!r}); add '
+                           "its LoadAnnotations transform or set weight_pipeline='train'")
+        return copy.deepcopy(list(pipeline))
 
     # -- evaluation ------------------------------------------------------------
     def _val_loader(self, dataset) -> DataLoader:
