@@ -14,6 +14,7 @@ from backbones.fna.seed import create_seed, seed_definition
 from backbones.fna.super_net import FNASuperNet
 from conftest import one_torch_thread
 from nas_tasks.errors import NasError
+from segmentation.fna import SeparableASPPHead  # noqa: F401  (registers the DeepLabv3 head)
 
 SEED_DEPTHS = {'mobilenetv2_100': (4, 4, 4, 4, 4, 1), 'mnasnet_100': (4, 4, 4, 4, 4, 1),
                'efficientnet_b0': (4, 4, 6, 6, 4, 1), 'mobilenetv3_large_100': (4, 4, 4, 4, 4)}

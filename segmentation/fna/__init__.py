@@ -1,9 +1,11 @@
 """FNA for segmentation: architecture adaptation of a timm seed as the backbone
-of mmseg's DeepLabv3 (ASPP head, output stride 16), scored by mIoU. The
-official code never released this search (JaminFong/FNA issue #21)."""
+of mmseg's DeepLabv3 (FNA's separable ASPP head, output stride 16), scored by
+mIoU. The official code never released this search (JaminFong/FNA issue #21)."""
 from backbones.fna.search_task import FNASearch
 from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
 from segmentation import DEFAULT_SCOPE
+
+from .separable_aspp_head import SeparableASPPHead
 
 
 @DIFFERENTIABLE_SEARCHES.register_module()
@@ -12,4 +14,4 @@ class FNASegmentationSearch(FNASearch):
     default_scope = DEFAULT_SCOPE
 
 
-__all__ = ['FNASegmentationSearch']
+__all__ = ['FNASegmentationSearch', 'SeparableASPPHead']
