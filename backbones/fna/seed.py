@@ -28,6 +28,7 @@ from nas_tasks.checkpoint import safe_torch_load
 from nas_tasks.errors import NasError
 
 from .block_strings import BlockString, expand_stage
+from .dilation import dilate_whole_stages
 
 # The timm families whose models are built from block strings, and the
 # function each uses to create a model (it handles features_only).
@@ -61,13 +62,19 @@ class SeedDefinition:
         ``output_stride``, ``num_classes``, ``pretrained_cfg_overlay`` ...);
         the result is a plain timm ``EfficientNet``/``MobileNetV3`` (or its
         Features class). ``pretrained`` loads only what ``pretrained_cfg_overlay``
-        names (a local file): no seed has downloadable weights here.
+        names (a local file): no seed has downloadable weights here. Below
+        output stride 32 a dilated stage is dilated in all its blocks, as the
+        official FNA code does (:mod:`.dilation`), not from its second block, as timm.
         """
         module, creator = FAMILY_CREATORS[self.family]
         settings = {**self.settings, **kwargs}
-        return getattr(module, creator)(self.name, pretrained=pretrained,
-                                        block_args=decode_arch_def(copy.deepcopy(arch_def)),
-                                        **settings)
+        model = getattr(module, creator)(self.name, pretrained=pretrained,
+                                         block_args=decode_arch_def(copy.deepcopy(arch_def)),
+                                         **settings)
+        output_stride = settings.get('output_stride', 32)
+        if output_stride < 32:
+            dilate_whole_stages(model, arch_def, output_stride)
+        return model
 
 
 @functools.lru_cache(maxsize=None)
