@@ -19,6 +19,7 @@ import pycocotools.mask as mask_utils
 
 from nas_tasks.data_paths import register_data_hint
 from nas_tasks.errors import NasError
+from nas_tasks.validation import check_int
 from nas_tasks.io import atomic_write_json
 from nas_tasks.toy_data import (GENERATOR_VERSION, SHAPES, SPLITS, Box, Shape, ToyDataLayout,
                                 check_positive, check_sizes_and_seed, generate, image_rng,
@@ -66,7 +67,7 @@ COCO_SPLITS = (*SPLITS, 'heldout')
 
 
 def _write_coco_split(out: Path, split: str, first_id: int, count: int,
-                      image_size: int, seed: int) -> None:
+                      image_size: int, seed: int, stroke: int) -> None:
     (out / split).mkdir(exist_ok=True)
     images, annotations = [], []
     for index in range(count):
@@ -74,7 +75,7 @@ def _write_coco_split(out: Path, split: str, first_id: int, count: int,
         rng = image_rng(seed, COCO_SPLITS.index(split), index)
         shapes = _scene(rng, image_size, first=COCO_SHAPES[index % len(COCO_SHAPES)])
         file_name = f'{image_id:06d}.png'
-        save_png(render(rng, image_size, image_size, shapes), out / split / file_name)
+        save_png(render(rng, image_size, image_size, shapes, stroke), out / split / file_name)
         images.append({'id': image_id, 'file_name': file_name,
                        'width': image_size, 'height': image_size})
         for shape in shapes:
@@ -93,26 +94,35 @@ def _write_coco_split(out: Path, split: str, first_id: int, count: int,
 
 
 def _write_coco(out: Path, num_train: int, num_val: int, num_heldout: int, image_size: int,
-                seed: int) -> None:
+                seed: int, stroke: int = 0) -> None:
     # Image ids run on from train into val and heldout, so no two splits share one.
-    _write_coco_split(out, 'train', 1, num_train, image_size, seed)
-    _write_coco_split(out, 'val', 1 + num_train, num_val, image_size, seed)
-    _write_coco_split(out, 'heldout', 1 + num_train + num_val, num_heldout, image_size, seed)
+    _write_coco_split(out, 'train', 1, num_train, image_size, seed, stroke)
+    _write_coco_split(out, 'val', 1 + num_train, num_val, image_size, seed, stroke)
+    _write_coco_split(out, 'heldout', 1 + num_train + num_val, num_heldout, image_size, seed, stroke)
 
 
 def make_coco(out_dir, num_train: int = 64, num_val: int = 16, num_heldout: int = 16,
-              image_size: int = 128, seed: int = 0) -> Path:
+              image_size: int = 128, seed: int = 0, stroke: int = 0) -> Path:
     """Writes (or finds) COCO-format ``square``/``disc`` detection data.
 
     Three splits: ``train`` trains (supernets, proxies, fine-tuning),
     ``heldout`` ranks search candidates, ``val`` reports the found model's
     results, as a COCO search ranks on a held-out part of train2017 and
     reports on val2017.
+
+    ``stroke`` > 0 draws the shapes as outlines of that width (px) around
+    the background: telling a square from a disc, and finding the middle of
+    either, then takes a view of the whole object, so the receptive field
+    (kernel sizes, depth) of a backbone matters, as it does not for filled
+    shapes (docs/efficacy.md). 0: filled shapes.
     """
     check_positive(num_train=num_train, num_val=num_val, num_heldout=num_heldout)
     check_sizes_and_seed(seed, image_size=image_size)
+    check_int('stroke', stroke, minimum=0)
     params = {'num_train': num_train, 'num_val': num_val, 'num_heldout': num_heldout,
               'image_size': image_size, 'seed': seed}
+    if stroke:  # recorded only when set: filled data keeps the manifest it always had
+        params['stroke'] = stroke
     return generate(out_dir, 'coco', params, _write_coco)
 
 
@@ -126,11 +136,13 @@ class CocoToyData(ToyDataLayout):
         parser.add_argument('--num-heldout', type=int, default=16)
         parser.add_argument('--image-size', type=int, default=128)
         parser.add_argument('--seed', type=int, default=0)
+        parser.add_argument('--stroke', type=int, default=0,
+                            help='draw the shapes as outlines this many px wide (0: filled)')
 
     @staticmethod
     def make(args):
         return make_coco(args.out_dir, args.num_train, args.num_val, args.num_heldout,
-                         args.image_size, args.seed)
+                         args.image_size, args.seed, args.stroke)
 
 
 # --- ImageNet (ImageFolder) layout ---

@@ -222,11 +222,20 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
 
 
 def render(rng: np.random.Generator, height: int, width: int,
-           shapes: list[Shape]) -> np.ndarray:
-    """An RGB uint8 image: the background, then ``shapes`` back to front, then noise."""
-    image = _background(rng, height, width)
+           shapes: list[Shape], stroke: int = 0) -> np.ndarray:
+    """An RGB uint8 image: the background, then ``shapes`` back to front, then noise.
+
+    ``stroke`` > 0 draws each shape as an opaque outline ``stroke`` px wide
+    whose inside is the background (it still hides what lies behind it).
+    """
+    background = _background(rng, height, width)
+    image = background.copy()
     for shape in shapes:
         image[shape.mask] = shape.colour
+        if stroke:
+            from scipy import ndimage  # only outlines need it
+            inside = ndimage.binary_erosion(shape.mask, iterations=stroke)
+            image[inside] = background[inside]
     image += rng.normal(0, NOISE_STD, image.shape)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
