@@ -21,7 +21,6 @@ from detection import DEFAULT_SCOPE
 from detection.data import build_held_out_split
 from detection.metrics import score_on_split
 from detection.one_shot import SUPERNET_WEIGHTS
-from detection.proxy import released_mmengine_instances
 from mmdet.registry import MODELS
 from nas_tasks import dist
 from nas_tasks.builder import load_config
@@ -32,15 +31,13 @@ from nas_tasks.dist import process_local
 from nas_tasks.errors import NasError
 from nas_tasks.estimators.path_sampling import resolve_submodule
 from nas_tasks.result import Result
-from nas_tasks.runner import TrainingDiverged, make_runner
 from nas_tasks.search import runner_config
-from nas_tasks.seeding import seed_everything, seed_for
+from nas_tasks.seeding import seed_for
 from nas_tasks.space import CategoricalSpace
+from nas_tasks.standalone_training import (EVALUATION_KEYS, delete_checkpoints, standalone_runner,
+                                           standalone_runner_config, train)
 
 ARCH_PARTS = ('backbone', 'neck')
-# Runner parts left out: the candidate is scored on the search's held-out split by score_on_split.
-UNUSED_RUNNER_KEYS = ('val_dataloader', 'val_cfg', 'val_evaluator',
-                      'test_dataloader', 'test_cfg', 'test_evaluator')
 
 
 def _score_key(config: Config) -> str:
@@ -116,47 +113,28 @@ class DetectorStandaloneTraining(StandaloneRecipe):
             model, train_loss = self._train(arch, seed, Path(run_dir))
             scored = score_on_split(model, *self._held_out, self.score_key)
         if not self.keep_checkpoints:
-            _delete_checkpoints(Path(run_dir))
+            delete_checkpoints(Path(run_dir))
         metrics = dict(scored.metrics, seconds_inference=scored.seconds_inference)
         if train_loss is not None:
             metrics['train_loss'] = train_loss
         return Result(score=scored.score, metrics=metrics)
 
     def _train(self, arch: dict, seed: int, run_dir: Path) -> tuple[torch.nn.Module, float | None]:
-        seed_everything(seed)
-        with released_mmengine_instances():
-            runner = make_runner(self._runner_config(arch, seed, run_dir))
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):  # pycocotools indexing prints
-                    runner.train()
-            except TrainingDiverged as error:
-                raise FloatingPointError(f'standalone training diverged at iteration '
-                                         f'{error.iteration}: loss is {error.loss} (log in {run_dir})') from None
-            hub = runner.message_hub
-            # None when a resumed run found its training already finished.
-            loss = float(hub.get_scalar('train/loss').current()) if 'train/loss' in hub.log_scalars else None
+        with standalone_runner(self._runner_config(arch, seed, run_dir), seed) as runner:
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools indexing prints
+                loss = train(runner)
             return runner.model, loss
 
     def _runner_config(self, arch: dict, seed: int, run_dir: Path) -> Config:
-        cfg = copy.deepcopy(self.train_cfg)
+        # Scored on the search's held-out split by score_on_split: no val or test parts.
+        cfg = standalone_runner_config(self.train_cfg, run_dir, seed, self.log_level,
+                                       left_out=EVALUATION_KEYS)
         part = cfg.model[self.arch_in]
         part.arch = self.space.to_document(arch)  # a document names its space (and DetNAS variant)
         part.pop('init_cfg', None)
-        cfg.update(work_dir=str(run_dir), experiment_name=run_dir.name, launcher='none',
-                   model_wrapper_cfg=None, randomness=dict(seed=seed), load_from=None,
-                   resume=(run_dir / 'last_checkpoint').is_file(), log_level=self.log_level)
-        cfg.update({key: None for key in UNUSED_RUNNER_KEYS})
         # The K trainings of a process share one parse of the training split.
         cfg.train_dataloader.dataset = parsed_once(cfg.train_dataloader.dataset)
-        if isinstance(cfg.get('visualizer'), dict):
-            cfg.visualizer.pop('name', None)  # one visualizer instance per training
         return cfg
-
-
-def _delete_checkpoints(run_dir: Path) -> None:
-    """The checkpoints mmengine's CheckpointHook wrote in ``run_dir`` (and its pointer to the last)."""
-    for path in [*run_dir.glob('*.pth'), run_dir / 'last_checkpoint']:
-        path.unlink(missing_ok=True)
 
 
 @SEARCH_ABLATIONS.register_module()

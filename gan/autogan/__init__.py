@@ -11,6 +11,7 @@ from gan.autogan.shared_generator import AutoGANSharedGenerator
 from gan.autogan.shared_training import SharedGANSettings, SharedGANTrainer, TrainReport
 from gan.autogan.space import PRESETS, AutoGANSpace, CellArch
 from gan.autogan import latency  # noqa: F401  (registers AutoGANLatency)
+from gan.autogan import diagnose  # noqa: F401  (registers AutoGANStandaloneTraining for tools/diagnose.py)
 
 __all__ = ['AutoGANDiscriminator', 'AutoGANEstimator', 'AutoGANGenerator', 'AutoGANSharedGenerator',
            'AutoGANSpace', 'AutoGANTrainingModel', 'CellArch', 'DynamicReset', 'PRESETS',
