@@ -123,7 +123,8 @@ class FNABackbone(nn.Module):
     Args:
         arch: a published name, a ``best_arch.json`` path or an arch dict.
         out_indices, output_stride: timm's (1,2,3,4 are strides 4..32;
-            output_stride 16 dilates the last stage, as DeepLabv3 wants).
+            output_stride 16 dilates the stride-32 stage, all its blocks, as
+            the official FNA DeepLabv3 does: :mod:`.dilation`).
         weights: a file of the adapted network's weights (the search's
             ``adapted_weights.pth``), loaded in :meth:`init_weights`.
         seed: instead of ``weights``, ``dict(name, weights, prefix)``: remap

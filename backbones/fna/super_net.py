@@ -68,7 +68,8 @@ class FNASuperNet(nn.Module):
         kernel_sizes, expansions: the MBConv candidates (3,5,7 x 3,6).
         out_indices: which of timm's feature levels to return (as
             ``features_only`` numbers them: 0 is stride 2 ... 4 is stride 32).
-        output_stride: 32, or 16/8 with dilation (DeepLab), as in timm.
+        output_stride: 32, or 16/8 with dilation (DeepLab): whole stages dilated,
+            as the official code does (:mod:`.dilation`).
         searchable_norm: see :data:`SEARCHABLE_NORMS`.
         width_noise: FNA++'s noise on channels beyond the seed's width.
         arch_seed: seeds the architecture logits and the sampled paths.
