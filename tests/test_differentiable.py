@@ -236,6 +236,36 @@ def test_first_order_step_uses_the_arch_half_and_moves_only_arch_params(tmp_path
         assert torch.allclose(mine, theirs, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize('second_order', [False, True])
+def test_arch_grad_clip_clips_the_architecture_gradient_by_norm(tmp_path, second_order):
+    """arch_grad_clip (the official FNA search's 35) bounds the norm of the architecture
+    gradient, the cost's included, before the step; without it the step follows the
+    whole gradient. SGD lr 1 makes the step the gradient itself."""
+    arch_data = NoisyData(4, seed=2)
+    steps, grads = {}, {}
+    for clip in (None, 0.05):
+        trainer = make_trainer(tmp_path / str(clip), model=CostModel(), arch_data=arch_data,
+                               arch_grad_clip=clip, second_order=second_order,
+                               weight_optimizer=dict(type='SGD', lr=0.1),
+                               arch_optimizer=dict(type='SGD', lr=1.0))
+        arch = trainer.arch_parameters
+        if clip is None:  # the unclipped gradient of L_val + cost, at first order
+            model = trainer.model
+            model.zero_grad()
+            objective = model(full_batch(arch_data)) + model.arch_cost()
+            grads['first'] = torch.autograd.grad(objective, arch)[0]
+        before = snapshot(arch)
+        trainer.architect.step(full_batch(arch_data), full_batch(NoisyData(4, seed=1)))
+        steps[clip] = before[0] - arch[0].detach()
+    unclipped, clipped = steps[None], steps[0.05]
+    assert float(unclipped.norm()) > 0.2  # large enough for the clip to act
+    if not second_order:
+        assert torch.allclose(unclipped, grads['first'], rtol=1e-10, atol=1e-12)
+    assert float(clipped.norm()) == pytest.approx(0.05, rel=1e-5)
+    # Clipping by norm scales the whole gradient: same direction.
+    assert torch.allclose(clipped, unclipped * 0.05 / unclipped.norm(), rtol=1e-5, atol=1e-9)
+
+
 def test_warm_up_trains_weights_only_and_draws_uniformly(tmp_path):
     model = TinySearchModel()
     trainer = make_trainer(tmp_path, model=model, epochs=2, arch_start_epoch=1, single_path=True)
@@ -425,6 +455,7 @@ def test_checkpoint_loads_weights_only_and_a_used_work_dir_is_refused(tmp_path):
     (dict(accumulative_counts=2, second_order=True), 'accumulative_counts > 1 needs first-order'),
     (dict(batch_size=9), 'fewer than batch_size 9'),
     (dict(arch_start_epoch=3, epochs=2), 'arch_start_epoch'),
+    (dict(arch_grad_clip=0), 'arch_grad_clip must be a number > 0, got 0'),
 ])
 def test_bad_settings_are_one_line_errors(tmp_path, settings, message):
     with pytest.raises(NasError, match=message) as error:

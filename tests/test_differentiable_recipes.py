@@ -236,6 +236,22 @@ def test_fna_toy_search_runs_the_official_step_schedule_at_a_total_batch_of_8(
     assert [record['lr'] for record in history] == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize('config', ['configs/fna/fna_retinanet_toy.py',
+                                    'configs/fna/fna_retinanet_coco.py',
+                                    'configs/fna/fna_deeplabv3_toy.py',
+                                    'configs/fna/fna_deeplabv3_cityscapes.py'])
+def test_fna_searches_clip_both_gradients_at_35_as_the_official_search(config, tmp_path):
+    """The official search clips the weight and the architecture gradients to norm 35
+    (JaminFong/FNA configs/fna_retinanet_fpn_search.py, both optimizer_configs); a
+    trainer built with the config's settings clips its architecture steps so."""
+    from mmengine.config import Config
+
+    trainer_cfg = Config.fromfile(config).differentiable_search.trainer
+    assert trainer_cfg.grad_clip == 35.0 and trainer_cfg.arch_grad_clip == 35.0
+    trainer = make_trainer(tmp_path, model=CostModel(), grad_clip=trainer_cfg.grad_clip,
+                           arch_grad_clip=trainer_cfg.arch_grad_clip)
+    assert trainer.architect.grad_clip == 35.0
+
 
 # -- the architecture step's frozen weights ------------------------------------------------------
 

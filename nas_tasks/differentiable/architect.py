@@ -118,6 +118,10 @@ class Architect:
     (``L_val``) before back-propagation, in first and second order; it is
     independent of the weights, so the Hessian term does not see it.
 
+    ``grad_clip``, when given, clips the architecture gradients (the cost's
+    included, averaged over the ranks) to that total L2 norm before the step,
+    as the official FNA search's architecture optimizer hook does (35).
+
     With ``precision`` (first order only; the trainer refuses amp with second
     order) the forward runs under autocast and the loss is scaled; a step
     whose scaled gradients overflowed is skipped by the scaler.
@@ -140,7 +144,8 @@ class Architect:
                  arch_optimizer: torch.optim.Optimizer, second_order: bool = False,
                  cost: Callable[[], torch.Tensor] | None = None,
                  precision: Precision | None = None,
-                 module: Callable[[Batch], torch.Tensor] | None = None):
+                 module: Callable[[Batch], torch.Tensor] | None = None,
+                 grad_clip: float | None = None):
         self.forward = forward
         self.module = forward if module is None else module
         self.weights = list(weights)
@@ -149,6 +154,7 @@ class Architect:
         self.arch_optimizer = arch_optimizer
         self.second_order = second_order
         self.cost = cost
+        self.grad_clip = grad_clip
         self.precision = precision or Precision(False, torch.device('cpu'))
         if second_order:
             check_virtual_step_optimizer(weight_optimizer)
@@ -188,6 +194,8 @@ class Architect:
         for param, grad in zip(self.arch, grads):
             param.grad = grad
         self.precision.unscale_(self.arch_optimizer)
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_([p for p in self.arch if p.grad is not None], self.grad_clip)
         self.precision.step(self.arch_optimizer)
         zero_grads(self.arch)
         return float(loss), None if cost is None else float(cost)

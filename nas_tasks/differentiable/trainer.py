@@ -87,7 +87,9 @@ class DifferentiableTrainer:
     architecture parameters); then a weight step on a batch of
     ``weight_dataset`` (its architecture gradients are dropped, weight
     gradients are clipped to ``grad_clip`` by norm, only ``weight_optimizer``
-    steps). In single-path mode ``arch_params.uniform`` is True during the
+    steps). ``arch_grad_clip`` clips the architecture gradients of an
+    architecture step by norm likewise (None: not clipped, as DARTS; FNA:
+    35). In single-path mode ``arch_params.uniform`` is True during the
     warm-up epochs (ops drawn uniformly) and False after (drawn from the
     softmax). ``arch_paths`` says what the architecture steps of a
     single-path search run: ``'sampled'`` the iteration's sampled path, like
@@ -183,7 +185,7 @@ class DifferentiableTrainer:
                  dataloader: dict | None = None,
                  weight_optimizer: dict | None = None, arch_optimizer: dict | None = None,
                  param_scheduler: dict | list | None = None, accumulative_counts: int = 1,
-                 grad_clip: float | None = 5.0,
+                 grad_clip: float | None = 5.0, arch_grad_clip: float | None = None,
                  second_order: bool = False, single_path: bool = False,
                  arch_paths: str = 'sampled', amp: bool = False, sync_bn: bool = False,
                  seed: int = 0, log_interval: int = 50, max_iters_per_epoch: int | None = None,
@@ -204,8 +206,9 @@ class DifferentiableTrainer:
         if arch_start_epoch > epochs:
             raise NasError(f'arch_start_epoch ({arch_start_epoch}) is after the last epoch '
                            f'({epochs}); set it to at most epochs')
-        if grad_clip is not None:
-            check_number('grad_clip', grad_clip, inclusive=False)
+        for name, clip in (('grad_clip', grad_clip), ('arch_grad_clip', arch_grad_clip)):
+            if clip is not None:
+                check_number(name, clip, inclusive=False)
         for name, flag in (('second_order', second_order), ('single_path', single_path)):
             if not isinstance(flag, bool):
                 raise NasError(f'{name} must be True or False, got {flag!r}')
@@ -269,7 +272,7 @@ class DifferentiableTrainer:
         self.architect = Architect(self.forward, self.weight_parameters, self.arch_parameters,
                                    self.weight_optimizer, self.arch_optimizer, second_order,
                                    cost=cost if callable(cost) else None, precision=self.precision,
-                                   module=model)
+                                   module=model, grad_clip=arch_grad_clip)
         self.epoch = 0  # epochs completed
         self.global_step = 0  # iterations completed
         self.history: list[dict] = []
