@@ -26,8 +26,6 @@ SEARCH_SETTINGS = ('seed', 'candidates_per_round', 'constraints', 'cost_models',
 # Runner config it carries (model, dataloaders, schedule): defined here, once.
 SEARCH_KEYS = ('search_space', 'strategy', 'estimator', 'search')
 DIFFERENTIABLE_SEARCH_KEY = 'differentiable_search'
-# Sections that other tools read from a sample-based search config (tools/diagnose.py).
-SAMPLE_BASED_TOOL_KEYS = ('diagnose',)
 DEFAULT_CANDIDATES_PER_ROUND = 50
 # Settings of a differentiable search (its task's and its trainer's) that a
 # sample-based config might hold at the top level, where nothing reads them.
@@ -65,11 +63,12 @@ def check_search_keys(cfg: Config) -> None:
                                f'{DIFFERENTIABLE_SEARCH_KEY}), and this sample-based search does '
                                f"not read it: remove '{key}'")
         return
-    sample_based = [*SEARCH_KEYS, *SAMPLE_BASED_TOOL_KEYS,
-                    *(name for name in SEARCH_SETTINGS if name != 'seed')]
+    # (``diagnose``, read by tools/diagnose.py, belongs to both kinds: a differentiable
+    # search's pick is compared with random architectures of its space.)
+    sample_based = [*SEARCH_KEYS, *(name for name in SEARCH_SETTINGS if name != 'seed')]
     for key in sample_based:
         if key in cfg:
-            where = '' if key in SEARCH_KEYS or key in SAMPLE_BASED_TOOL_KEYS else f' (search.{key})'
+            where = '' if key in SEARCH_KEYS else f' (search.{key})'
             raise NasError(f"'{key}'{where} belongs to a sample-based search, and this "
                            f'differentiable search ({DIFFERENTIABLE_SEARCH_KEY}) does not read it: '
                            f"remove '{key}' (a search config is one kind or the other)")
@@ -96,12 +95,7 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
     space = build_component(SPACES, cfg.search_space, 'search_space')
     estimator = build_component(ESTIMATORS, cfg.estimator, 'estimator',
                                 default_args=dict(space=space, config=cfg, seed=seed))
-    # Costs of the search's own cost models (e.g. a latency table) join the
-    # estimator's, for the limits and in every candidate's record.
-    extra_costs = combined_costs(*(
-        model.costs for model in _build_cost_models(settings, dict(space=space, config=cfg, seed=seed))))
-    constraint = ResourceConstraint(combined_costs(estimator.costs, extra_costs),
-                                    settings.get('constraints'))
+    constraint, extra_costs = build_constraint(cfg, space, estimator, seed)
     strategy = build_component(STRATEGIES, cfg.strategy, 'strategy',
                                default_args=dict(space=space, seed=seed, constraint=constraint))
     return SearchLoop(space, strategy, estimator, work_dir,
@@ -110,6 +104,20 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
                       max_rounds=settings.get('max_rounds'), extra_costs=extra_costs,
                       search_log=SearchLog.from_config(cfg, work_dir),
                       plot_schedule=plot_schedule)
+
+
+def build_constraint(cfg: Config, space, estimator, seed: int):
+    """The search's limits (``search.constraints``) over the estimator's costs and those
+    of ``search.cost_models``, and the cost models' costs alone (which each record adds);
+    what a search filters its proposals with, and what a random baseline draws under."""
+    settings = dict(cfg.get('search', {}))
+    # Costs of the search's own cost models (e.g. a latency table) join the
+    # estimator's, for the limits and in every candidate's record.
+    extra_costs = combined_costs(*(
+        model.costs for model in _build_cost_models(settings, dict(space=space, config=cfg, seed=seed))))
+    constraint = ResourceConstraint(combined_costs(estimator.costs, extra_costs),
+                                    settings.get('constraints'))
+    return constraint, extra_costs
 
 
 def _build_cost_models(settings: dict, default_args: dict) -> list:

@@ -133,7 +133,6 @@ def test_the_tool_stops_an_auto_deeplab_search_in_one_line_before_training(tmp_p
     ('search', {'candidates_per_round': 8}, "'search' belongs to a sample-based search"),
     ('candidates_per_round', 8, "'candidates_per_round' (search.candidates_per_round) belongs to "
                                 'a sample-based search'),
-    ('diagnose', {'num_candidates': 4}, "'diagnose' belongs to a sample-based search"),
     ('optim_wrapper', {'optimizer': {'type': 'SGD', 'lr': 0.1}},
      "a differentiable search does not read 'optim_wrapper' (an mmengine Runner setting): its "
      'trainer takes differentiable_search.trainer.weight_optimizer and arch_optimizer'),

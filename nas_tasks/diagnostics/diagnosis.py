@@ -1,6 +1,6 @@
-"""Is a search's ranking right? Train K of its candidates standalone and compare.
+"""Is a search's ranking right, and does its pick beat chance? Train standalone and compare.
 
-What ``tools/diagnose.py CONFIG WORK_DIR`` runs. The steps:
+What ``tools/diagnose.py CONFIG WORK_DIR [--random N]`` runs. The steps:
 
 1. read the search's successful candidates (``candidates.jsonl``; the search
    may still be running) and pick K spread over its score range;
@@ -12,6 +12,13 @@ What ``tools/diagnose.py CONFIG WORK_DIR`` runs. The steps:
 4. compare the rankings (Kendall tau, Spearman rho, bootstrap intervals,
    top-k overlap), write ``diagnostics/report.json`` and ``scatter.png``, and
    log the verdict.
+
+With ``--random N`` (``diagnose.num_random``) the search's final pick
+(``best_arch.json``) and N random architectures of its space are trained the
+same way, in the same resumable, rank-spread pass (one record per arch: an arch
+both selected and drawn is trained once), and the pick is placed among them
+(:mod:`random_baseline`). ``diagnose.num_candidates=0`` skips the K-candidate
+part; a differentiable search has only this part.
 """
 from __future__ import annotations
 
@@ -28,9 +35,12 @@ from mmengine.logging import MMLogger
 
 from nas_tasks import dist
 from nas_tasks.builder import build_component, check_settings
+from nas_tasks.diagnostics.random_baseline import (MIN_RANDOM, RandomBaseline, plan_random_baseline,
+                                                   read_pick, summarize)
+from nas_tasks.diagnostics.random_draws import build_random_architectures, canonical_json
 from nas_tasks.diagnostics.records import CandidateRecords
 from nas_tasks.diagnostics.recipes import SEARCH_ABLATIONS, STANDALONE_RECIPES
-from nas_tasks.diagnostics.scatter import plot_diagnosis
+from nas_tasks.diagnostics.scatter import plot_diagnosis, plot_random_baseline
 from nas_tasks.diagnostics.selection import Candidate, read_search_candidates, select_spread
 from nas_tasks.diagnostics.statistics import (bootstrap_indices, rank_agreement, ranks, tau_difference,
                                               top_k_overlap)
@@ -38,13 +48,16 @@ from nas_tasks.diagnostics.verdict import write_verdict
 from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_write_json, json_safe
 from nas_tasks.registry import SPACES
+from nas_tasks.search import DIFFERENTIABLE_SEARCH_KEY
 from nas_tasks.result import Result
 from nas_tasks.shared_dir import check_shared_work_dir
 from nas_tasks.validation import check_int
+from nas_tasks.workdir import BEST_ARCH_NAME
 
 DIAGNOSTICS_DIR = 'diagnostics'
 REPORT_NAME = 'report.json'
 SCATTER_NAME = 'scatter.png'
+RANDOM_PLOT_NAME = 'random_baseline.png'
 LOG_NAME = 'diagnose.log'
 MIN_CANDIDATES = 3  # fewer have no rank correlation worth the name
 
@@ -60,26 +73,46 @@ class DiagnoseSettings:
     bootstrap_samples: int = 2000
     confidence: float = 0.95
     seed: int = 1
+    num_random: int = 0  # N of the random baseline (--random N); 0: none
+    random_architectures: dict | None = None  # where they come from (a differentiable search's task)
 
     @classmethod
     def from_config(cls, cfg: Config) -> 'DiagnoseSettings':
         section = cfg.get('diagnose')
+        differentiable = DIFFERENTIABLE_SEARCH_KEY in cfg
+        if differentiable and not (isinstance(section, dict) and section.get('num_random')):
+            raise NasError('a differentiable search ends with one architecture and scores no '
+                           'candidates to rank; compare its pick with random architectures of its '
+                           'space: tools/diagnose.py CONFIG WORK_DIR --random N')
         if not isinstance(section, dict) or 'standalone' not in section:
             raise NasError("the config has no diagnose=dict(standalone=dict(type=...)) section: it "
                            'names the recipe that trains candidates standalone (see docs/diagnostics.md)')
         section = dict(section)
         check_settings(section, cls.__dataclass_fields__, 'diagnose')
+        search_section = cfg[DIFFERENTIABLE_SEARCH_KEY] if differentiable else cfg.get('search', {})
         # A seed other than the search's by default: a standalone training must
         # not repeat the noise of the search's own (proxy) training.
-        section.setdefault('seed', int(cfg.get('search', {}).get('seed', 0)) + 1)
+        section.setdefault('seed', int(search_section.get('seed', 0)) + 1)
+        if differentiable:  # one architecture at the end: no candidates to rank
+            section['num_candidates'] = 0
         settings = cls(**section)
         settings.standalone = dict(settings.standalone)
         settings.ablations = [dict(ablation) for ablation in settings.ablations]
-        for name in ('num_candidates', 'top_k', 'bootstrap_samples', 'seed'):
-            check_int(f'diagnose.{name}', getattr(settings, name), minimum=0 if name == 'seed' else 1)
-        if settings.num_candidates < MIN_CANDIDATES:
-            raise NasError(f'diagnose.num_candidates must be >= {MIN_CANDIDATES}, got '
-                           f'{settings.num_candidates}: fewer candidates have no rank correlation')
+        if settings.random_architectures is not None:
+            settings.random_architectures = dict(settings.random_architectures)
+        for name in ('num_candidates', 'top_k', 'bootstrap_samples', 'seed', 'num_random'):
+            check_int(f'diagnose.{name}', getattr(settings, name),
+                      minimum=0 if name in ('seed', 'num_candidates', 'num_random') else 1)
+        if 0 < settings.num_candidates < MIN_CANDIDATES:
+            raise NasError(f'diagnose.num_candidates must be >= {MIN_CANDIDATES} (or 0 to skip the '
+                           f'ranking), got {settings.num_candidates}: fewer candidates have no rank '
+                           'correlation')
+        if not settings.num_candidates and not settings.num_random:
+            raise NasError('nothing to diagnose: diagnose.num_candidates=0 skips the ranking, so give '
+                           '--random N (the pick against N random architectures)')
+        if 0 < settings.num_random < MIN_RANDOM:
+            raise NasError(f'--random must be >= {MIN_RANDOM}, got {settings.num_random}: fewer random '
+                           "architectures say nothing about where the pick stands")
         if not 0 < settings.confidence < 1:
             raise NasError(f'diagnose.confidence must lie between 0 and 1, got {settings.confidence!r}')
         return settings
@@ -92,12 +125,9 @@ def run_diagnosis(config_path: str, work_dir: str, cfg_options: dict, launcher: 
     from nas_tasks.modules import register_all_modules
 
     cfg = load_config(config_path, cfg_options)
-    if 'differentiable_search' in cfg:
-        raise NasError('a differentiable search ends with one architecture and scores no '
-                       'candidates to rank; diagnose a sample-based search')
-    if 'search_space' not in cfg:
-        raise NasError(f'{config_path} is not a search config (it has no search_space); give the '
-                       'config the search in WORK_DIR ran')
+    if 'search_space' not in cfg and DIFFERENTIABLE_SEARCH_KEY not in cfg:
+        raise NasError(f'{config_path} is not a search config (it has no search_space nor '
+                       f'{DIFFERENTIABLE_SEARCH_KEY}); give the config the search in WORK_DIR ran')
     work = Path(work_dir)
     if not work.is_dir():
         raise NasError(f'work dir {work} does not exist; give the --work-dir of a search')
@@ -118,17 +148,21 @@ class Diagnosis:
         self.out = self.work_dir / DIAGNOSTICS_DIR
         self.settings = settings
         self.retry_failed = retry_failed
-        self.space = build_component(SPACES, cfg.search_space, 'search_space')
+        # A differentiable search's config has no sampleable space: its archs are plain JSON.
+        self.space = (build_component(SPACES, cfg.search_space, 'search_space')
+                      if 'search_space' in cfg else None)
+        self.canonical = self.space.canonical if self.space is not None else canonical_json
         self.score_name = cfg.get('search', {}).get('score_name', 'score')
         self.logger: logging.Logger = MMLogger.get_instance('nas_tasks')  # until the log file opens
 
-    def _build_recipes(self) -> None:
+    def _build_recipes(self, with_ablations: bool) -> None:
+        """The standalone recipe, and the ablations where there are candidates to score."""
         args = dict(config=self.cfg, space=self.space, seed=self.settings.seed, work_dir=self.work_dir)
         self.recipe = build_component(STANDALONE_RECIPES, self.settings.standalone, 'diagnose.standalone',
                                       default_args=args)
         self.ablations = [build_component(SEARCH_ABLATIONS, ablation, f'diagnose.ablations[{index}]',
                                           default_args=args)
-                          for index, ablation in enumerate(self.settings.ablations)]
+                          for index, ablation in enumerate(self.settings.ablations if with_ablations else [])]
 
     def _open_log(self) -> logging.Logger:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -141,40 +175,74 @@ class Diagnosis:
     def run(self) -> dict:
         # Every rank reads and checks (so a bad input stops them all with the same
         # line); rank 0's choice counts, as a running search may add candidates meanwhile.
-        found = read_search_candidates(self.work_dir, self.space)
-        if len(found) < MIN_CANDIDATES:
+        found = read_search_candidates(self.work_dir, self.space) if self.settings.num_candidates else []
+        if self.settings.num_candidates and len(found) < MIN_CANDIDATES:
             raise NasError(f'the search in {self.work_dir} has {len(found)} successful candidate(s); '
                            f'a diagnosis needs at least {MIN_CANDIDATES}')
-        candidates = dist.broadcast_object(select_spread(found, self.settings.num_candidates))
+        candidates = dist.broadcast_object(select_spread(found, self.settings.num_candidates)
+                                           if found else [])
+        pick = (read_pick(self.work_dir, self.space, self.score_name, self.canonical)
+                if self.settings.num_random else None)
         # Only now, with a search to diagnose, is anything written to its work dir.
         self.logger = self._open_log()
-        note = '' if len(found) > len(candidates) else ' (all of them)'
-        self.logger.info(f"diagnosing {len(candidates)} of the search's {len(found)} successful "
-                         f'candidates{note}, {self.score_name} {candidates[-1].search_score:.4f} to '
-                         f'{candidates[0].search_score:.4f}')
-        self._build_recipes()
-        # The seed is part of what a standalone score depends on.
+        if candidates:
+            note = '' if len(found) > len(candidates) else ' (all of them)'
+            self.logger.info(f"diagnosing {len(candidates)} of the search's {len(found)} successful "
+                             f'candidates{note}, {self.score_name} {candidates[-1].search_score:.4f} to '
+                             f'{candidates[0].search_score:.4f}')
+        baseline = self._plan_random_baseline(pick) if pick is not None else None
+        self._build_recipes(with_ablations=bool(candidates))
+        # The seed is part of what a standalone score depends on. One record per arch,
+        # whichever part asked for it (a K candidate, the pick, a random one).
         standalone = CandidateRecords(self.out / 'standalone',
                                       dict(recipe=self.settings.standalone, seed=self.settings.seed))
-        standalone_records = self._complete(
-            standalone, candidates, 'standalone training',
-            lambda candidate: self.recipe.train_and_score(candidate.arch, self.out / 'runs' / candidate.id))
+        to_train = list({candidate.id: candidate for candidate in
+                         [*candidates, *(baseline.candidates() if baseline else [])]}.values())
+        trained = dict(zip((candidate.id for candidate in to_train), self._complete(
+            standalone, to_train, 'standalone training',
+            lambda candidate: self.recipe.train_and_score(candidate.arch,
+                                                          self.out / 'runs' / candidate.id))))
+        standalone_records = [trained[candidate.id] for candidate in candidates]
         ablation_records = {}
         for ablation, ablation_cfg in zip(self.ablations, self.settings.ablations):
             store = CandidateRecords(self.out / 'ablations' / ablation.name, ablation_cfg)
             ablation_records[ablation.name] = self._complete(
                 store, candidates, f'scoring {ablation.description}',
                 lambda candidate, ablation=ablation: ablation.score(candidate.arch))
-        self._check_usable(candidates, standalone_records)  # on every rank: all stop alike
+        if candidates:
+            self._check_usable(candidates, standalone_records)  # on every rank: all stop alike
+        random_baseline = None
+        if baseline is not None:  # on every rank too: a failed pick stops them all alike
+            random_baseline = summarize(baseline, trained, self.settings.bootstrap_samples,
+                                        self.settings.confidence, self.settings.seed,
+                                        self.out / 'standalone')
 
         def write_report() -> dict:
-            report = self._report(candidates, standalone_records, ablation_records)
+            report = self._report(candidates, standalone_records, ablation_records, random_baseline)
             atomic_write_json(self.out / REPORT_NAME, report)
-            plot_diagnosis(report, self.out / SCATTER_NAME)
+            written = [self.out / REPORT_NAME]
+            if candidates:
+                plot_diagnosis(report, self.out / SCATTER_NAME)
+                written.append(self.out / SCATTER_NAME)
+            if random_baseline is not None:
+                plot_random_baseline(report, self.out / RANDOM_PLOT_NAME)
+                written.append(self.out / RANDOM_PLOT_NAME)
             self.logger.info(f'verdict: {report["verdict"]}')
-            self.logger.info(f'wrote {self.out / REPORT_NAME} and {self.out / SCATTER_NAME}')
+            self.logger.info(f'wrote {", ".join(map(str, written))}')
             return report
         return dist.on_main_process(write_report)  # every rank gets it, or rank 0's failure
+
+    def _plan_random_baseline(self, pick: Candidate) -> RandomBaseline:
+        """The pick, the source's references and N random architectures (drawn on every
+        rank alike, rank 0's kept)."""
+        source = build_random_architectures(self.cfg, self.space, self.settings.random_architectures,
+                                            self.settings.seed, self.work_dir)
+        baseline = dist.broadcast_object(plan_random_baseline(
+            pick, source, self.settings.num_random, self.settings.seed, self.canonical))
+        references = ''.join(f', reference {name}' for name in baseline.references)
+        self.logger.info(f'random baseline: the pick ({BEST_ARCH_NAME}) against '
+                         f'{len(baseline.randoms)} random architectures{references}')
+        return baseline
 
     # -- candidates ------------------------------------------------------------
     def _complete(self, store: CandidateRecords, candidates: list[Candidate], what: str,
@@ -199,8 +267,9 @@ class Diagnosis:
     def _produce(self, store: CandidateRecords, candidate: Candidate, what: str,
                  score: Callable[[Candidate], Result]) -> dict:
         """One candidate's result, recorded by this rank as soon as it is known."""
-        self.logger.info(f'{what} of {candidate.id} (search {self.score_name} '
-                         f'{candidate.search_score:.4f}) on rank {dist.get_rank()}')
+        scored = ('' if candidate.search_score is None
+                  else f' (search {self.score_name} {candidate.search_score:.4f})')
+        self.logger.info(f'{what} of {candidate.id}{scored} on rank {dist.get_rank()}')
         start = time.perf_counter()
         try:
             result = score(candidate)
@@ -227,7 +296,27 @@ class Diagnosis:
                            f'{self.out / "standalone"} (rerun with --retry-failed once fixed)')
 
     def _report(self, candidates: list[Candidate], standalone: list[dict],
-                ablations: dict[str, list[dict]]) -> dict:
+                ablations: dict[str, list[dict]], random_baseline: dict | None) -> dict:
+        report = dict(
+            search=dict(work_dir=str(self.work_dir), score_name=self.score_name,
+                        space=self.space.name if self.space is not None else None),
+            settings=dict(num_candidates=self.settings.num_candidates, top_k=self.settings.top_k,
+                          bootstrap_samples=self.settings.bootstrap_samples,
+                          confidence=self.settings.confidence, seed=self.settings.seed,
+                          standalone=self.settings.standalone,
+                          standalone_score_name=self.recipe.score_name,
+                          ablations=self.settings.ablations, num_random=self.settings.num_random,
+                          random_architectures=self.settings.random_architectures),
+            candidates=[], agreement=None, ablations={}, random_baseline=random_baseline)
+        if candidates:
+            report.update(self._ranking(candidates, standalone, ablations))
+        report = json_safe(report)  # NaN (an undefined correlation) reads as None, as in the file
+        report['verdict'] = write_verdict(report)
+        return report
+
+    def _ranking(self, candidates: list[Candidate], standalone: list[dict],
+                 ablations: dict[str, list[dict]]) -> dict:
+        """The K-candidate part of the report: the rows, the agreement, the ablations."""
         usable = [index for index, record in enumerate(standalone) if record['status'] == 'ok']
         if len(usable) < len(candidates):
             self.logger.warning(f'{len(candidates) - len(usable)} standalone training(s) failed; '
@@ -242,20 +331,9 @@ class Diagnosis:
         agreement = rank_agreement(search, trained, indices, confidence)
         agreement['top_k_overlap'] = top_k_overlap(search, trained, self.settings.top_k)
         agreement['search_best_standalone_rank'] = rows[0]['standalone_rank']
-        report = dict(
-            search=dict(work_dir=str(self.work_dir), score_name=self.score_name,
-                        space=self.space.name),
-            settings=dict(num_candidates=self.settings.num_candidates, top_k=self.settings.top_k,
-                          bootstrap_samples=self.settings.bootstrap_samples, confidence=confidence,
-                          seed=self.settings.seed, standalone=self.settings.standalone,
-                          standalone_score_name=self.recipe.score_name,
-                          ablations=self.settings.ablations),
-            candidates=rows, agreement=agreement,
-            ablations={ablation.name: self._ablation_summary(ablation, rows, indices)
-                       for ablation in self.ablations})
-        report = json_safe(report)  # NaN (an undefined correlation) reads as None, as in the file
-        report['verdict'] = write_verdict(report)
-        return report
+        return dict(candidates=rows, agreement=agreement,
+                    ablations={ablation.name: self._ablation_summary(ablation, rows, indices)
+                               for ablation in self.ablations})
 
     def _row(self, candidate: Candidate, standalone: dict, ablations: dict[str, list[dict]],
              index: int) -> dict:

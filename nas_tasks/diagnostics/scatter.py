@@ -52,3 +52,37 @@ def plot_diagnosis(report: dict, path: Path) -> None:
     figure.suptitle(f"{len(rows)} candidates: search vs standalone ranking ({level} bootstrap CIs)",
                     fontsize=10)
     _save_atomically(figure, Path(path))
+
+
+def plot_random_baseline(report: dict, path: Path) -> None:
+    """The random baseline on one axis: each random architecture's standalone score (dots,
+    named), their median (a dashed line), the references (diamonds) and the pick (a star),
+    the pick's percentile with its interval in the title."""
+    baseline = report['random_baseline']
+    rows = [row for row in baseline['random'] if row['standalone_score'] is not None]
+    figure, axis = plt.subplots(figsize=(7.5, 2.8))
+    scores = [row['standalone_score'] for row in rows]
+    axis.scatter(scores, [0.0] * len(scores), s=28, color='tab:gray', label='random', zorder=3)
+    for score, row in zip(scores, rows):
+        axis.annotate(row['name'], (score, 0.0), xytext=(0, 6), textcoords='offset points',
+                      fontsize=7, ha='center')
+    axis.axvline(baseline['minus_median']['median'], color='tab:gray', linestyle='--', linewidth=1,
+                 label='random median')
+    for name, reference in baseline['references'].items():
+        if reference['standalone_score'] is not None:
+            axis.scatter([reference['standalone_score']], [0.0], marker='D', s=50, zorder=4,
+                         label=f'reference {name}')
+    axis.scatter([baseline['pick']['standalone_score']], [0.0], marker='*', s=220, color='tab:red',
+                 zorder=5, label="search's pick")
+    axis.set_yticks([])
+    axis.set_xlabel(f"{report['settings']['standalone_score_name']}, standalone")
+    percentile = baseline['percentile']
+    ci = percentile['ci']
+    interval = f' [{ci[0]:.0f}%, {ci[1]:.0f}%]' if ci else ''
+    level = f"{report['settings']['confidence']:.0%}"
+    axis.set_title(f"the pick above {percentile['value']:.0f}%{interval} of {baseline['scored']} random "
+                   f'architectures ({level} bootstrap CI)', fontsize=9)
+    axis.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
+    axis.grid(alpha=0.3, axis='x')
+    figure.tight_layout()
+    _save_atomically(figure, Path(path))

@@ -18,7 +18,7 @@ class Candidate:
 
     key: str            # the space's canonical form of the arch
     arch: dict
-    search_score: float
+    search_score: float | None  # None: an arch the search never scored (a random one)
 
     @property
     def id(self) -> str:

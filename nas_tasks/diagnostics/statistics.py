@@ -145,3 +145,40 @@ def top_k_overlap(search: Ranking, standalone: Ranking, k: int) -> dict:
     k = max(1, min(k, count))
     shared = set(ranked_order(search)[:k]) & set(ranked_order(standalone)[:k])
     return dict(k=k, overlap=len(shared), fraction=len(shared) / k, chance=k * k / count)
+
+
+# -- the search's pick against random architectures ---------------------------------
+def percentile_among(value: float, others: Ranking) -> float:
+    """Where ``value`` stands among ``others``, in percent: the share of them it beats,
+    a tie counting half (above all: 100; below all: 0; equal to all: 50)."""
+    others = np.asarray(others, dtype=float)
+    if others.size == 0:
+        raise ValueError('a percentile among no values')
+    return float(_percentiles(value, others[None, :])[0])
+
+
+def _percentiles(value: float, rows: np.ndarray) -> np.ndarray:
+    """:func:`percentile_among` of ``value`` in each row of ``rows`` (shape [rows, N])."""
+    beaten = (rows < value).sum(axis=1) + 0.5 * (rows == value).sum(axis=1)
+    return 100.0 * beaten / rows.shape[1]
+
+
+def pick_against_random(pick: float, random_scores: Ranking, indices: np.ndarray,
+                        confidence: float = 0.95) -> dict:
+    """The pick's standing among the random architectures' scores, with bootstrap
+    intervals over ``indices`` (resamples of the random architectures; the pick's
+    score is one measurement and stays fixed):
+
+    - ``percentile``: :func:`percentile_among` the random scores;
+    - ``minus_median``: the pick's score minus the random scores' median.
+    """
+    scores = np.asarray(random_scores, dtype=float)
+    if scores.ndim != 1 or scores.size == 0:
+        raise ValueError(f'a non-empty list of random scores expected, got shape {scores.shape}')
+    resampled = scores[indices]
+    median = float(np.median(scores))
+    return dict(
+        percentile=dict(value=percentile_among(pick, scores),
+                        ci=percentile_interval(_percentiles(pick, resampled), confidence)),
+        minus_median=dict(value=pick - median, median=median,
+                          ci=percentile_interval(pick - np.median(resampled, axis=1), confidence)))

@@ -36,7 +36,62 @@ def _tau_reading(ci, what: str) -> str:
 
 
 def write_verdict(report: dict) -> str:
-    """The verdict on a diagnosis ``report`` (see :func:`nas_tasks.diagnostics.diagnose`)."""
+    """The verdict on a diagnosis ``report``: on the ranking of its K candidates, on
+    its pick against random architectures, or on both (what the diagnosis ran)."""
+    parts = []
+    if report['candidates']:
+        parts.append(_ranking_verdict(report))
+    if report.get('random_baseline'):
+        parts.append(random_baseline_verdict(report['random_baseline'],
+                                             f"{report['settings']['confidence']:.0%}"))
+    return ' '.join(parts)
+
+
+def _percent_interval(ci) -> str:
+    return '[n/a]' if ci is None else f'[{ci[0]:.0f}%, {ci[1]:.0f}%]'
+
+
+def _score_interval(ci) -> str:
+    return '[n/a]' if ci is None else f'[{ci[0]:+.4g}, {ci[1]:+.4g}]'
+
+
+def random_baseline_verdict(baseline: dict, level: str) -> str:
+    """Whether the search's pick beat random architectures of its space on this run, in words."""
+    percentile, minus_median = baseline['percentile'], baseline['minus_median']
+    pick = baseline['pick']['standalone_score']
+    count = baseline['scored']
+    if baseline['beat_chance']:
+        head = 'The search beat chance on this run'
+    elif baseline['worse_than_chance']:
+        head = 'The search did worse than chance on this run'
+    else:
+        head = 'On this run the search is not distinguishable from chance'
+    sentences = [
+        f"{head}: its pick scores {pick:.4g} trained standalone, above {percentile['value']:.0f}% of "
+        f"{count} random architectures of its space trained the same way ({level} CI "
+        f"{_percent_interval(percentile['ci'])}), {minus_median['value']:+.4g} over their median "
+        f"{minus_median['median']:.4g} (CI {_score_interval(minus_median['ci'])})."]
+    if not (baseline['beat_chance'] or baseline['worse_than_chance']):
+        sentences.append('The interval includes the median: more random architectures (--random) '
+                         'narrow it.')
+    best = baseline['best_random']
+    relation = 'beats' if best['pick_beats_it'] else 'does not beat'
+    sentences.append(f"The pick {relation} the best random architecture ({best['name']}, "
+                     f"{best['standalone_score']:.4g}).")
+    for name, reference in baseline['references'].items():
+        if reference['status'] == 'ok':
+            sentences.append(f"Reference '{name}' scores {reference['standalone_score']:.4g}, above "
+                             f"{reference['percentile']:.0f}% of the random ones.")
+        else:
+            sentences.append(f"Reference '{name}' failed to train.")
+    if baseline['failed']:
+        sentences.append(f"{baseline['failed']} of {baseline['num_random']} random trainings failed "
+                         'and are left out.')
+    return ' '.join(sentences)
+
+
+def _ranking_verdict(report: dict) -> str:
+    """The verdict on the ranking of the K candidates: rank agreement, top-k, ablations."""
     count = len(report['candidates'])
     level = f"{report['settings']['confidence']:.0%}"
     agreement = report['agreement']
