@@ -6,11 +6,13 @@ Built from an arch (preset name, arch JSON file or dict; see ``arch.py``):
   Conv-BN-ReLU, 64 channels stride 2, 64 stride 1, 128 stride 2;
 * L cells, cell i at level ``path[i]`` (output stride s = 4 * 2^level) with
   B * F * s / 4 output channels. Cell i takes H^{l-1} = the previous cell's
-  output (the stem's for cell 0) resampled as in the search cell (3x3 stride-2
-  ReLU-Conv-BN from the finer level, 1x1 from the same level, bilinear
-  upsampling + 1x1 from the coarser level) and H^{l-2} = the output two cells
-  back (for cell 0 the stem's stride-2 feature, for cell 1 the stem output),
-  bilinearly resized to the cell's size and reduced by a 1x1 ReLU-Conv-BN.
+  output (the stem's for cell 0) through a 1x1 ReLU-Conv-BN, as the official
+  cell does, resampled to the cell's level (bilinear halving after the conv
+  from the finer level, bilinear upsampling before it from the coarser level;
+  the search cell uses a 3x3 stride-2 conv from the finer level instead) and
+  H^{l-2} = the output two cells back (for cell 0 the stem's stride-2
+  feature, for cell 1 the stem output), bilinearly resized to the cell's size
+  and reduced by a 1x1 ReLU-Conv-BN.
   (The official code instead gives a cell that halves the resolution stride-2
   ops on its two inputs; here all ops have stride 1, as in the search.)
 
@@ -56,7 +58,7 @@ class FixedCell(nn.Module):
         self.blocks = len(cell) // 2
         self.channels = channels
         self.preprocess0 = PrevPrevAdapter(prev_prev_channels, channels)
-        self.preprocess1 = InputAdapter(prev_channels, channels, source_offset)
+        self.preprocess1 = InputAdapter(prev_channels, channels, source_offset, strided_conv=False)
         self.ops = nn.ModuleList(build_op(op, channels) for _, op in cell)
 
     @property

@@ -122,15 +122,22 @@ class InputAdapter(nn.Module):
     (section 5.1): -1, from the next-finer level: a 3x3 stride-2 ReLU-Conv-BN
     (halves the size); 0: a 1x1 ReLU-Conv-BN; +1, from the next-coarser level:
     bilinear upsampling to the cell's size, then a 1x1 ReLU-Conv-BN.
+
+    ``strided_conv=False`` (the derived network) replaces the 3x3 stride-2
+    conv by the official network's reduction (``nas_cell._cell_base``): a 1x1
+    ReLU-Conv-BN at the finer level, here followed by a bilinear halving where
+    the official cell runs its ops with stride 2. The 3x3 conv has 9x the
+    parameters: 0.8M of Auto-DeepLab-S's (4.6M of -L's) that the paper's
+    counts do not hold.
     """
 
     def __init__(self, in_channels: int, out_channels: int, source_offset: int,
-                 affine: bool = True):
+                 affine: bool = True, strided_conv: bool = True):
         super().__init__()
         if source_offset not in (-1, 0, 1):
             raise ValueError(f'source_offset must be -1, 0 or 1, got {source_offset}')
         self.source_offset = source_offset
-        if source_offset == -1:
+        if source_offset == -1 and strided_conv:
             self.conv = ReLUConvBN(in_channels, out_channels, 3, stride=2, affine=affine)
         else:
             self.conv = ReLUConvBN(in_channels, out_channels, 1, affine=affine)

@@ -1,2 +1,2 @@
 """Auto-DeepLab: hierarchical differentiable search of a segmentation network."""
-from segmentation.auto_deeplab import search, segmentor  # noqa: F401  (registers components)
+from segmentation.auto_deeplab import head, search, segmentor  # noqa: F401  (registers components)

@@ -25,7 +25,7 @@ def atrous_rates(output_stride: int) -> tuple[int, ...]:
 
 @MODELS.register_module()
 class AutoDeepLabSegmentor(EncoderDecoder):
-    """mmseg's EncoderDecoder whose decode head (a DepthwiseSeparableASPPHead)
+    """mmseg's EncoderDecoder whose decode head (AutoDeepLabHead or DepthwiseSeparableASPPHead)
     gets ``in_channels``, ``in_index``, ``c1_in_channels`` and ``dilations``
     from the AutoDeepLabBackbone's two output features: the low-level
     stride-4 feature for the decoder, the last cell's for ASPP."""

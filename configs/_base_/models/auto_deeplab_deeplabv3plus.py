@@ -17,7 +17,7 @@ model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(type='AutoDeepLabBackbone', arch='autodeeplab_s'),
     decode_head=dict(
-        type='DepthwiseSeparableASPPHead',
+        type='AutoDeepLabHead',
         channels=256,
         c1_channels=48,
         dropout_ratio=0.1,
