@@ -35,3 +35,13 @@ estimator = dict(
                 extractor=dict(_delete_=True, type='ToyClassifier',
                                weights_path=data_root + '/toy_classifier.pth')),
     device='cpu')
+
+# tools/diagnose.py: K of the search's generators spread over its reward range, and
+# with --random N random generators of the space, trained from scratch by the final
+# training (autogan_cifar10_train_toy.py: every one for the same iterations) and
+# scored as the search rewarded them (IS of 500 images through the toy classifier;
+# FID beside it). See docs/diagnostics.md and docs/autogan.md.
+diagnose = dict(
+    num_candidates=8,
+    standalone=dict(type='AutoGANStandaloneTraining',
+                    train_config='{{fileDirname}}/autogan_cifar10_train_toy.py'))
