@@ -65,6 +65,23 @@ def test_kill_and_resume_end_like_an_uninterrupted_search(search_dir, toy_cifar1
     assert (work_dir / 'best_generator.pth').read_bytes() == (search_dir / 'best_generator.pth').read_bytes()
 
 
+@pytest.mark.parametrize('config', [PAPER_CONFIG, SEARCH_CONFIG])
+def test_the_configs_controllers_start_as_the_official_one(config):
+    """A zero first input and PyTorch's default initialisations (the official
+    Controller), not ENAS's learned input and U(-0.1, 0.1): at hidden size 100 the
+    LSTM and the heads draw from U(-0.1, 0.1) either way, the embeddings do not."""
+    import torch
+    from mmengine.config import Config
+
+    from gan.autogan import AutoGANSpace
+    from nas_tasks.registry import STRATEGIES
+    strategy = STRATEGIES.build(dict(Config.fromfile(config).strategy, space=AutoGANSpace()))
+    controller = strategy.controller.controller
+    assert controller.start is None and 'start' not in dict(controller.named_parameters())
+    embeddings = torch.cat([embedding.weight.flatten() for embedding in controller.embeddings])
+    assert embeddings.std().item() == pytest.approx(1.0, rel=0.2)  # nn.Embedding's N(0, 1)
+
+
 def test_the_paper_config_without_inception_weights_stops_with_one_line(tmp_path):
     message = search_error(tmp_path / 'w', f'estimator.real_data.data_root={tmp_path}', config=PAPER_CONFIG)
     assert_one_line(message, 'weights-inception-2015-12-05-6726825d.pth', 'torch-fidelity')

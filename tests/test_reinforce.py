@@ -305,6 +305,8 @@ def test_impossible_constraint_raises():
     (dict(detach_entropy=None), 'detach_entropy must be True or False'),
     (dict(baseline_reset_steps=0), 'baseline_reset_steps must be an int >= 1'),
     (dict(betas=(0.0, 1.0)), r'betas must be two numbers in \[0, 1\)'),
+    (dict(first_input='zero'), "first_input must be one of 'learned', 'zeros'"),
+    (dict(init_range=0), 'init_range must be a number > 0'),
 ])
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(NasError, match=message):
@@ -333,6 +335,62 @@ def test_built_from_the_registry_and_leaves_the_global_rng_alone():
     controller = STRATEGIES.build(dict(type='ReinforceController', space=make_space(), num_steps=7))
     assert isinstance(controller, ReinforceController) and controller.total_rounds == 7
     assert torch.equal(torch.rand(3), expected)
+
+
+def _first_inputs(controller, batch=3):
+    """The inputs of the LSTM's first step when the controller samples ``batch`` archs."""
+    seen = []
+    handle = controller.controller.cell.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    controller.sample_archs(batch)
+    handle.remove()
+    return seen[0]
+
+
+def test_enas_initialisation_by_default():
+    """A learned first input and every parameter in U(-0.1, 0.1), NAS-FPN's controller as before."""
+    controller = ReinforceController(make_space(), hidden_size=100, seed=3)
+    parameters = dict(controller.controller.named_parameters())
+    assert 'start' in parameters
+    for name, parameter in parameters.items():
+        assert parameter.abs().max() <= 0.1, name
+        if parameter.numel() >= 100:  # the spread of a large tensor: U(-0.1, 0.1) has std 0.058
+            assert parameter.std().item() == pytest.approx(0.1 / math.sqrt(3), rel=0.2), name
+    start = _first_inputs(controller)
+    assert torch.equal(start, parameters['start'].detach().expand(3, -1)) and start.abs().sum() > 0
+
+
+def test_the_official_autogan_initialisation_zero_first_input_and_torch_defaults():
+    """AutoGAN's official controller: a zero vector as the first input (no parameter)
+    and PyTorch's default initialisations (LSTMCell and Linear within 1/sqrt(hidden),
+    Embedding N(0, 1)); drawn from the seed, leaving the global RNG alone. At hidden
+    size 25 torch's bound is 0.2, twice ENAS's 0.1 (at AutoGAN's 100 they coincide)."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    controller = ReinforceController(make_space(), hidden_size=25, first_input='zeros',
+                                     init_range=None, seed=3)
+    assert torch.equal(torch.rand(3), expected)
+    parameters = dict(controller.controller.named_parameters())
+    assert 'start' not in parameters
+    assert torch.equal(_first_inputs(controller), torch.zeros(3, 25))
+    bound = 1 / math.sqrt(25)
+    for name, parameter in parameters.items():
+        if name.startswith('embeddings.'):
+            assert parameter.std().item() == pytest.approx(1.0, rel=0.2), name  # N(0, 1), not U(-0.1, 0.1)
+        else:
+            assert parameter.abs().max() <= bound, name
+            if parameter.numel() >= 100:
+                assert parameter.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.2), name
+    same = ReinforceController(make_space(), hidden_size=25, first_input='zeros', init_range=None, seed=3)
+    other = ReinforceController(make_space(), hidden_size=25, first_input='zeros', init_range=None, seed=4)
+    mine, theirs = controller.controller.state_dict(), other.controller.state_dict()
+    assert all(torch.equal(mine[k], v) for k, v in same.controller.state_dict().items())
+    assert not any(torch.equal(mine[k], v) for k, v in theirs.items())
+    # It learns like the default one (the zero input carries no information, the LSTM's bias does).
+    asked = run_steps(ReinforceController(make_space(), hidden_size=32, lr=0.05, batch_size=8, num_steps=60,
+                                          allow_repeats=True, first_input='zeros', init_range=None),
+                      lambda a: first_option_count(make_space(), a))
+    assert sum(map(lambda a: first_option_count(make_space(), a), asked[-1])) / 8 > 3
 
 
 class FirstOptionEstimator(Estimator):

@@ -34,6 +34,9 @@ strategy = dict(
         entropy_in_reward=True,  # reward = IS + 1e-3 * entropy, as the official update
         detach_entropy=True,  # the official code keeps its gradient, which lowers the entropy
         baseline_reset_steps=controller_steps,  # a fresh baseline every search iteration
+        # The official controller: a zero first input, PyTorch's default initialisations.
+        first_input='zeros',
+        init_range=None,
         allow_repeats=True))
 
 estimator = dict(

@@ -19,6 +19,9 @@ from ..space import Arch, CategoricalSpace
 from ..validation import check_int, check_number, check_prob
 from .base import SearchPosition, Strategy
 
+# The controller's first input: a learned vector (ENAS) or zeros (AutoGAN's official controller).
+FIRST_INPUTS = ('learned', 'zeros')
+
 
 class _LSTMController(nn.Module):
     """Emits one decision per step. Each decision has its own softmax head and
@@ -26,9 +29,11 @@ class _LSTMController(nn.Module):
     decisions condition on earlier ones."""
 
     def __init__(self, num_options: list[int], hidden_size: int,
-                 temperature: float | None, tanh_constant: float | None):
+                 temperature: float | None, tanh_constant: float | None, learned_start: bool):
         super().__init__()
-        self.start = nn.Parameter(torch.empty(1, hidden_size))  # the first step's input
+        self.hidden_size = hidden_size
+        # The first step's input: learned (ENAS) or, without it, a zero vector (AutoGAN).
+        self.start = nn.Parameter(torch.empty(1, hidden_size)) if learned_start else None
         self.cell = nn.LSTMCell(hidden_size, hidden_size)
         self.heads = nn.ModuleList(nn.Linear(hidden_size, n) for n in num_options)
         self.embeddings = nn.ModuleList(nn.Embedding(n, hidden_size) for n in num_options)
@@ -48,7 +53,8 @@ class _LSTMController(nn.Module):
         given (``choose`` teacher-forces a prefix): the LSTM reads them, so
         later decisions condition on them, but they are no choice of the
         policy and take no part in the log-probability or the entropy."""
-        inputs = self.start.expand(batch_size, -1)
+        inputs = (self.start.expand(batch_size, -1) if self.start is not None
+                  else torch.zeros(batch_size, self.hidden_size))
         state = None
         chosen, log_prob, entropy = [], 0.0, 0.0
         for step, (head, embedding) in enumerate(zip(self.heads, self.embeddings)):
@@ -95,6 +101,13 @@ class ReinforceController(Strategy):
     optimised for ``ppo_epochs`` passes. Told archs with a non-finite score (a
     failed evaluation) are left out of the update. Done after ``num_steps``
     updates, or when ``allow_repeats=False`` and the space is exhausted.
+
+    The initialisation is ENAS's by default: a learned first input and every
+    parameter drawn from U(-``init_range``, ``init_range``) (0.1). AutoGAN's
+    official controller starts from a zero first input (``first_input='zeros'``)
+    with PyTorch's default initialisations (``init_range=None``: the LSTM and
+    the heads uniform in 1/sqrt(hidden_size), the embeddings N(0, 1); a
+    learned first input then starts N(0, 1) too, like an embedding row).
 
     AutoGAN's update differs in three ways, each an option:
     ``entropy_in_reward=True`` adds ``entropy_weight * entropy`` to each
@@ -150,7 +163,7 @@ class ReinforceController(Strategy):
                  ppo_clip: float | None = None, ppo_epochs: int = 1, allow_repeats: bool = False,
                  betas: tuple[float, float] = (0.9, 0.999), entropy_in_reward: bool = False,
                  detach_entropy: bool = True, baseline_reset_steps: int | None = None,
-                 seed: int = 0, constraint: Callable[[Arch], bool] | None = None,
+                 first_input: str = 'learned', init_range: float | None = 0.1, seed: int = 0, constraint: Callable[[Arch], bool] | None = None,
                  max_sample_tries: int = 1000):
         super().__init__(space, seed, constraint, max_sample_tries)
         check_int('num_steps', num_steps, minimum=1)
@@ -161,8 +174,12 @@ class ReinforceController(Strategy):
         check_prob('baseline_decay', baseline_decay)
         check_number('lr', lr, inclusive=False)
         check_number('entropy_weight', entropy_weight)
+        if first_input not in FIRST_INPUTS:
+            raise NasError(f"first_input must be one of {', '.join(map(repr, FIRST_INPUTS))}, "
+                           f'got {first_input!r}')
         for name, value in (('grad_clip', grad_clip), ('temperature', temperature),
-                            ('tanh_constant', tanh_constant), ('ppo_clip', ppo_clip)):
+                            ('tanh_constant', tanh_constant), ('ppo_clip', ppo_clip),
+                            ('init_range', init_range)):
             if value is not None:
                 check_number(name, value, inclusive=False)
         if ppo_clip is not None and ppo_clip >= 1:
@@ -195,12 +212,8 @@ class ReinforceController(Strategy):
         # Keyed on the type too: 1, 1.0 and True are distinct options.
         self._index = [{(type(o), o): i for i, o in enumerate(opts)} for opts in self._options]
         self._prefix_indices = self._encode_prefixes(getattr(space, 'prefixes', None))
-        with torch.random.fork_rng(devices=[]):  # leave the global RNG alone
-            self.controller = _LSTMController([len(o) for o in self._options], hidden_size,
-                                              temperature, tanh_constant)
-        with torch.no_grad():
-            for param in self.controller.parameters():  # ENAS's initialisation
-                param.uniform_(-0.1, 0.1, generator=self.generator)
+        self.controller = self._initial_controller(hidden_size, temperature, tanh_constant,
+                                                   first_input == 'learned', init_range)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr, betas=tuple(betas))
         self.step = 0  # controller updates made
         self.baseline: float | None = None
@@ -208,6 +221,23 @@ class ReinforceController(Strategy):
         self._history_text = HistoryText()  # the history as the checkpoint stores it
         self._scalars: dict[str, float] = {}  # of the latest update, for log_scalars (not state)
         self._proposal_log_probs: dict[str, float] = {}  # p_old for PPO, until told
+
+    def _initial_controller(self, hidden_size: int, temperature: float | None,
+                            tanh_constant: float | None, learned_start: bool,
+                            init_range: float | None) -> _LSTMController:
+        """The LSTM, initialised from :attr:`generator` (the global RNG is left alone)."""
+        with torch.random.fork_rng(devices=[]):
+            if init_range is None:  # torch's default initialisations draw from the global RNG
+                torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=self.generator)))
+            controller = _LSTMController([len(o) for o in self._options], hidden_size,
+                                         temperature, tanh_constant, learned_start)
+            with torch.no_grad():
+                if init_range is not None:
+                    for param in controller.parameters():  # ENAS's initialisation
+                        param.uniform_(-init_range, init_range, generator=self.generator)
+                elif controller.start is not None:
+                    nn.init.normal_(controller.start)  # as an embedding row (nn.Embedding's default)
+        return controller
 
     @property
     def done(self) -> bool:
@@ -437,7 +467,8 @@ class ReinforceController(Strategy):
         try:
             self.controller.load_state_dict(state['controller'])
         except RuntimeError as error:
-            raise NasError('the saved controller does not fit this one; was hidden_size changed? '
+            raise NasError('the saved controller does not fit this one; was hidden_size or '
+                           'first_input changed? '
                            f'({first_line(error)})') from error
         self.optimizer.load_state_dict(state['optimizer'])
         self.generator.set_state(state['generator'])
