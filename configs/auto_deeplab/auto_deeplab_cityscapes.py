@@ -22,3 +22,12 @@ train_pipeline = [
 ]
 train_dataloader = dict(batch_size=2, num_workers=4, dataset=dict(pipeline=train_pipeline))
 differentiable_search = dict(data_preprocessor=dict(size=crop_size))
+# tools/diagnose.py CONFIG WORK_DIR --random N: the found network against N random cells
+# and paths, each trained by Auto-DeepLab-S's recipe (autodeeplab_s_cityscapes.py: the
+# paper's 500K iterations; shorten it with
+# --cfg-options diagnose.standalone.cfg_options.train_cfg.max_iters=...) on the search's
+# training split and scored by mIoU on its val split.
+diagnose = dict(
+    random_architectures=dict(type='AutoDeepLabRandomArchitectures'),
+    standalone=dict(type='AutoDeepLabFineTuning',
+                    train_config='{{fileDirname}}/autodeeplab_s_cityscapes.py'))

@@ -17,3 +17,12 @@ differentiable_search = dict(
     eval_interval=3,
     # FLOPs of the derived Auto-DeepLab-S at the toy image size.
     cost_input_size=(64, 128))
+# tools/diagnose.py CONFIG WORK_DIR --random N: the found cell and path against N random
+# ones of this space (a random cell, a path uniform over the trellis's valid paths), each
+# trained from scratch by auto_deeplab_finetune_toy.py (F = 8, 200 iterations) on the
+# search's training images and scored by the search's mIoU on the toy val split.
+# See docs/auto_deeplab.md and docs/diagnostics.md.
+diagnose = dict(
+    random_architectures=dict(type='AutoDeepLabRandomArchitectures'),
+    standalone=dict(type='AutoDeepLabFineTuning',
+                    train_config='{{fileDirname}}/auto_deeplab_finetune_toy.py'))
