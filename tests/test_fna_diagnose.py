@@ -151,3 +151,20 @@ def test_a_tiny_adaptation_is_seeded_restarts_and_scores_the_searchs_miou(toy_ci
     # (nothing left to train: no loss logged) and scores the same.
     restarted = standalone.train_and_score(arch, tmp_path / 'first')
     assert 'train_loss' not in restarted.metrics and restarted.score == first.score
+
+
+@pytest.mark.parametrize('config', [FNA_SEGMENTATION, FNA_DETECTION, 'configs/fna/fna_deeplabv3_cityscapes.py',
+                                    'configs/fna/fna_retinanet_coco.py'])
+def test_the_fna_search_configs_diagnose_sections_build(config):
+    from nas_tasks.builder import build_component
+    from nas_tasks.diagnostics import RANDOM_ARCHITECTURES
+    from nas_tasks.diagnostics.diagnosis import DiagnoseSettings
+    from nas_tasks.search import check_search_keys
+    cfg = search_config(config, **{'diagnose.num_random': 8})  # what --random 8 sets
+    check_search_keys(cfg)  # the search itself accepts the section
+    settings = DiagnoseSettings.from_config(cfg)
+    draws = build_component(RANDOM_ARCHITECTURES, settings.random_architectures,
+                            'diagnose.random_architectures', default_args=dict(config=cfg))
+    draws.draw(random.Random(0))
+    standalone = recipe(cfg, settings.standalone['train_config'])
+    assert standalone.score_name == ('mIoU' if 'deeplab' in config else 'coco/bbox_mAP')

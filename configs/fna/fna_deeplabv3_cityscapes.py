@@ -30,3 +30,13 @@ differentiable_search = dict(
                      dict(type='LinearLR', start_factor=1 / 3, by_epoch=False, begin=0, end=500),
                      dict(type='MultiStepLR', by_epoch=True, milestones=[4, 6], gamma=0.1)]),
     cost=dict(input_size=(1024, 2048)))
+
+# tools/diagnose.py CONFIG WORK_DIR --random N: the adapted architecture against N
+# random ones of this super network (a uniform op per searchable layer) and the seed's
+# own, each remapped from the seed and trained by the parameter adaptation
+# (deeplabv3_fna_finetune_cityscapes.py) on the search's training images, scored by the search's
+# val mIoU. See docs/fna.md and docs/diagnostics.md.
+diagnose = dict(
+    random_architectures=dict(type='FNARandomArchitectures'),
+    standalone=dict(type='FNAParameterAdaptation',
+                    train_config='{{fileDirname}}/deeplabv3_fna_finetune_cityscapes.py'))

@@ -30,3 +30,13 @@ differentiable_search = dict(
                      dict(type='MultiStepLR', by_epoch=True, milestones=[3, 5], gamma=0.1)],
                  log_interval=10),
     cost=dict(input_size=(64, 128)))
+
+# tools/diagnose.py CONFIG WORK_DIR --random N: the adapted architecture against N
+# random ones of this super network (a uniform op per searchable layer) and the seed's
+# own, each remapped from the seed and trained by the parameter adaptation
+# (deeplabv3_fna_finetune_toy.py) on the search's training images, scored by the search's
+# mIoU on the toy val split. See docs/fna.md and docs/diagnostics.md.
+diagnose = dict(
+    random_architectures=dict(type='FNARandomArchitectures'),
+    standalone=dict(type='FNAParameterAdaptation',
+                    train_config='{{fileDirname}}/deeplabv3_fna_finetune_toy.py'))

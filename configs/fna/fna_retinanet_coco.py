@@ -28,3 +28,13 @@ differentiable_search = dict(
                  dataloader=dict(batch_size=1, batch_sampler=dict(type='AspectRatioBatchSampler')),
                  accumulative_counts=1),  # 8 GPUs; see the table above
     cost=dict(input_size=(800, 1088)))
+
+# tools/diagnose.py CONFIG WORK_DIR --random N: the adapted architecture against N
+# random ones of this super network (a uniform op per searchable layer) and the seed's
+# own, each remapped from the seed and trained by the parameter adaptation
+# (retinanet_fna_finetune_coco.py) on the search's training images, scored by the search's
+# bbox mAP on the held-out part of train2017. See docs/fna.md and docs/diagnostics.md.
+diagnose = dict(
+    random_architectures=dict(type='FNARandomArchitectures'),
+    standalone=dict(type='FNAParameterAdaptation',
+                    train_config='{{fileDirname}}/retinanet_fna_finetune_coco.py'))

@@ -35,3 +35,13 @@ differentiable_search = dict(
                  arch_optimizer=dict(lr=3e-3), log_interval=10),
     # The MAdds at the toy image size.
     cost=dict(input_size=(128, 128)))
+
+# tools/diagnose.py CONFIG WORK_DIR --random N: the adapted architecture against N
+# random ones of this super network (a uniform op per searchable layer) and the seed's
+# own, each remapped from the seed and trained by the parameter adaptation
+# (retinanet_fna_finetune_toy.py) on the search's training images, scored by the search's
+# bbox mAP on the held-out split. See docs/fna.md and docs/diagnostics.md.
+diagnose = dict(
+    random_architectures=dict(type='FNARandomArchitectures'),
+    standalone=dict(type='FNAParameterAdaptation',
+                    train_config='{{fileDirname}}/retinanet_fna_finetune_toy.py'))
