@@ -43,7 +43,7 @@ def test_segmentor_wires_the_head_to_where_the_path_ends(found_arch):
     assert model.backbone.out_strides == (4, 16)
     assert model.decode_head.in_channels == 160 and model.decode_head.in_index == 1
     assert model.decode_head.c1_bottleneck.conv.in_channels == 40
-    dilations = [module.depthwise_conv.conv.dilation[0]
+    dilations = [module.conv.dilation[0]
                  for module in list(model.decode_head.aspp_modules)[1:]]
     assert dilations == [6, 12, 18]  # DeepLab's rates at output stride 16
     model.eval()
