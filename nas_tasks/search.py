@@ -99,7 +99,7 @@ def build_search(cfg: Config, work_dir: Path) -> SearchLoop:
     strategy = build_component(STRATEGIES, cfg.strategy, 'strategy',
                                default_args=dict(space=space, seed=seed, constraint=constraint))
     return SearchLoop(space, strategy, estimator, work_dir,
-                      candidates_per_round=_candidates_per_round(settings, strategy),
+                      candidates_per_round=candidates_per_round(settings, strategy),
                       score_name=settings.get('score_name', 'score'),
                       max_rounds=settings.get('max_rounds'), extra_costs=extra_costs,
                       search_log=SearchLog.from_config(cfg, work_dir),
@@ -131,7 +131,7 @@ def _build_cost_models(settings: dict, default_args: dict) -> list:
             for name, model in models.items()]
 
 
-def _candidates_per_round(settings: dict, strategy) -> int:
+def candidates_per_round(settings: dict, strategy) -> int:
     """``search.candidates_per_round``, refused where it would be a silent no-op."""
     if 'candidates_per_round' not in settings:
         return DEFAULT_CANDIDATES_PER_ROUND

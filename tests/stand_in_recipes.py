@@ -9,6 +9,8 @@ from pathlib import Path
 
 from nas_tasks.diagnostics import (RANDOM_ARCHITECTURES, STANDALONE_RECIPES, RandomArchitectures,
                                    StandaloneRecipe)
+from nas_tasks.estimators.base import Estimator
+from nas_tasks.registry import ESTIMATORS
 from nas_tasks.result import Result
 from nas_tasks.seeding import seed_for
 from stand_in_estimators import count_a, make_space
@@ -62,3 +64,26 @@ class ToyArchitectures(RandomArchitectures):
 
     def references(self):
         return {'all_b': dict(ALL_B)}
+
+
+@ESTIMATORS.register_module(force=True)
+class OneShotStandIn(Estimator):
+    """A stand-in for a one-shot supernet: ``train_shared`` "trains" (writes
+    ``supernet.txt`` into the work dir it is given) unless that file is there, and logs
+    every call to ``<work dir>/train_shared.jsonl``; scores are count_a plus a part fixed
+    by the arch (no ties)."""
+
+    def __init__(self, seed=0):
+        self.seed = seed
+
+    def train_shared(self, work_dir, resume):
+        work_dir = Path(work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        trained = (work_dir / 'supernet.txt').exists()
+        with open(work_dir / 'train_shared.jsonl', 'a') as log:
+            log.write(json.dumps(dict(resume=resume, trained_before=trained)) + '\n')
+        if not trained:
+            (work_dir / 'supernet.txt').write_text('weights\n')
+
+    def evaluate(self, archs):
+        return [Result(standalone_score(arch, self.seed)) for arch in archs]

@@ -1,6 +1,7 @@
 """Is a search's ranking right, and does its pick beat random architectures? Train standalone and compare.
 
-python tools/diagnose.py CONFIG WORK_DIR [--random N] [--cfg-options k=v ...] [--retry-failed]
+python tools/diagnose.py CONFIG WORK_DIR [--random N] [--strategy-baseline S] [--cfg-options k=v ...]
+                        [--retry-failed]
 torchrun --nproc_per_node N tools/diagnose.py CONFIG WORK_DIR --launcher pytorch
 
 CONFIG is the search's config, with a ``diagnose`` section (docs/diagnostics.md).
@@ -28,6 +29,10 @@ def parse_args() -> argparse.Namespace:
                         help="also train N random architectures of the search's space and place "
                              "the search's pick (best_arch.json) among them (diagnose.num_random); "
                              'diagnose.num_candidates=0 skips the ranking of K candidates')
+    parser.add_argument('--strategy-baseline', type=int, metavar='S',
+                        help="rerun the search's strategy and RandomSearch over S seeds with the "
+                             "search's estimator (its trained shared weights) and as many evaluations, "
+                             'and compare their best scores (diagnose.strategy_baseline)')
     parser.add_argument('--retry-failed', action='store_true',
                         help='train the candidates whose standalone training failed once more')
     add_launcher_argument(parser)
@@ -50,6 +55,8 @@ def main() -> int:
     cfg_options = parse_cfg_options(args.cfg_options)
     if args.random is not None:
         cfg_options['diagnose.num_random'] = args.random
+    if args.strategy_baseline is not None:
+        cfg_options['diagnose.strategy_baseline'] = args.strategy_baseline
     report = run_diagnosis(args.config, args.work_dir, cfg_options, args.launcher, args.retry_failed)
     if dist.is_main_process():
         level = f"{report['settings']['confidence']:.0%}"
@@ -58,6 +65,8 @@ def main() -> int:
             _print_ranking(report, level)
         if report['random_baseline']:
             _print_random_baseline(report['random_baseline'], report['settings'], level)
+        if report['strategy_baseline']:
+            _print_strategy_baseline(report['strategy_baseline'], report['search']['score_name'], level)
         print(f'report: {os.path.join(out, REPORT_NAME)}')
         if report['candidates']:
             print(f'scatter: {os.path.join(out, SCATTER_NAME)}')
@@ -93,6 +102,14 @@ def _print_random_baseline(baseline: dict, settings: dict, level: str) -> None:
         print(f"reference {name}=" + ('failed' if score is None
                                       else f"{score:.4f} percentile={reference['percentile']:.1f}%"))
     print(f"beat chance: {'yes' if baseline['beat_chance'] else 'no'}")
+
+
+def _print_strategy_baseline(baseline: dict, score_name: str, level: str) -> None:
+    for side, name in (('search', baseline['strategy']), ('random', 'RandomSearch')):
+        bests = ' '.join(f"{run['best_score']:.4f}" for run in baseline[side]['runs'])
+        print(f"{name}: mean best {score_name}={baseline[side]['mean_best']:.4f} (seeds "
+              f"{baseline['seeds']}: {bests}; {baseline['evaluations']} evaluations each)")
+    print(f"strategy minus random={_interval(baseline['difference'])} ({level} bootstrap CI over seeds)")
 
 
 if __name__ == '__main__':

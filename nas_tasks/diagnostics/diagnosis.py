@@ -42,6 +42,7 @@ from nas_tasks.diagnostics.records import CandidateRecords
 from nas_tasks.diagnostics.recipes import SEARCH_ABLATIONS, STANDALONE_RECIPES
 from nas_tasks.diagnostics.scatter import plot_diagnosis, plot_random_baseline
 from nas_tasks.diagnostics.selection import Candidate, read_search_candidates, select_spread
+from nas_tasks.diagnostics.strategy_baseline import StrategyBaseline
 from nas_tasks.diagnostics.statistics import (bootstrap_indices, rank_agreement, ranks, tau_difference,
                                               top_k_overlap)
 from nas_tasks.diagnostics.verdict import write_verdict
@@ -75,6 +76,7 @@ class DiagnoseSettings:
     seed: int = 1
     num_random: int = 0  # N of the random baseline (--random N); 0: none
     random_architectures: dict | None = None  # where they come from (a differentiable search's task)
+    strategy_baseline: int = 0  # S seeds of the strategy against RandomSearch (--strategy-baseline S)
 
     @classmethod
     def from_config(cls, cfg: Config) -> 'DiagnoseSettings':
@@ -100,16 +102,19 @@ class DiagnoseSettings:
         settings.ablations = [dict(ablation) for ablation in settings.ablations]
         if settings.random_architectures is not None:
             settings.random_architectures = dict(settings.random_architectures)
-        for name in ('num_candidates', 'top_k', 'bootstrap_samples', 'seed', 'num_random'):
-            check_int(f'diagnose.{name}', getattr(settings, name),
-                      minimum=0 if name in ('seed', 'num_candidates', 'num_random') else 1)
+        optional = ('seed', 'num_candidates', 'num_random', 'strategy_baseline')  # 0: none
+        for name in ('top_k', 'bootstrap_samples', *optional):
+            check_int(f'diagnose.{name}', getattr(settings, name), minimum=0 if name in optional else 1)
+        if settings.strategy_baseline:
+            StrategyBaseline.check_applies(cfg)
         if 0 < settings.num_candidates < MIN_CANDIDATES:
             raise NasError(f'diagnose.num_candidates must be >= {MIN_CANDIDATES} (or 0 to skip the '
                            f'ranking), got {settings.num_candidates}: fewer candidates have no rank '
                            'correlation')
-        if not settings.num_candidates and not settings.num_random:
+        if not (settings.num_candidates or settings.num_random or settings.strategy_baseline):
             raise NasError('nothing to diagnose: diagnose.num_candidates=0 skips the ranking, so give '
-                           '--random N (the pick against N random architectures)')
+                           '--random N (the pick against N random architectures) or '
+                           '--strategy-baseline S')
         if 0 < settings.num_random < MIN_RANDOM:
             raise NasError(f'--random must be >= {MIN_RANDOM}, got {settings.num_random}: fewer random '
                            "architectures say nothing about where the pick stands")
@@ -182,7 +187,7 @@ class Diagnosis:
         candidates = dist.broadcast_object(select_spread(found, self.settings.num_candidates)
                                            if found else [])
         pick = (read_pick(self.work_dir, self.space, self.score_name, self.canonical)
-                if self.settings.num_random else None)
+                if self.settings.num_random or self.settings.strategy_baseline else None)
         # Only now, with a search to diagnose, is anything written to its work dir.
         self.logger = self._open_log()
         if candidates:
@@ -190,8 +195,11 @@ class Diagnosis:
             self.logger.info(f"diagnosing {len(candidates)} of the search's {len(found)} successful "
                              f'candidates{note}, {self.score_name} {candidates[-1].search_score:.4f} to '
                              f'{candidates[0].search_score:.4f}')
-        baseline = self._plan_random_baseline(pick) if pick is not None else None
-        self._build_recipes(with_ablations=bool(candidates))
+        baseline = self._plan_random_baseline(pick) if self.settings.num_random else None
+        # No standalone training without candidates or random architectures.
+        self.recipe, self.ablations = None, []
+        if candidates or baseline:
+            self._build_recipes(with_ablations=bool(candidates))
         # The seed is part of what a standalone score depends on. One record per arch,
         # whichever part asked for it (a K candidate, the pick, a random one).
         standalone = CandidateRecords(self.out / 'standalone',
@@ -201,7 +209,8 @@ class Diagnosis:
         trained = dict(zip((candidate.id for candidate in to_train), self._complete(
             standalone, to_train, 'standalone training',
             lambda candidate: self.recipe.train_and_score(candidate.arch,
-                                                          self.out / 'runs' / candidate.id))))
+                                                          self.out / 'runs' / candidate.id))
+            if to_train else []))
         standalone_records = [trained[candidate.id] for candidate in candidates]
         ablation_records = {}
         for ablation, ablation_cfg in zip(self.ablations, self.settings.ablations):
@@ -216,9 +225,16 @@ class Diagnosis:
             random_baseline = summarize(baseline, trained, self.settings.bootstrap_samples,
                                         self.settings.confidence, self.settings.seed,
                                         self.out / 'standalone')
+        strategy_baseline = None
+        if self.settings.strategy_baseline:  # every rank: the reruns split their evaluations
+            strategy_baseline = StrategyBaseline(
+                self.cfg, self.space, self.work_dir, self.out, self.settings.strategy_baseline,
+                self.settings.seed, self.settings.bootstrap_samples, self.settings.confidence,
+                self.logger).run()
 
         def write_report() -> dict:
-            report = self._report(candidates, standalone_records, ablation_records, random_baseline)
+            report = self._report(candidates, standalone_records, ablation_records, random_baseline,
+                                  strategy_baseline)
             atomic_write_json(self.out / REPORT_NAME, report)
             written = [self.out / REPORT_NAME]
             if candidates:
@@ -296,7 +312,8 @@ class Diagnosis:
                            f'{self.out / "standalone"} (rerun with --retry-failed once fixed)')
 
     def _report(self, candidates: list[Candidate], standalone: list[dict],
-                ablations: dict[str, list[dict]], random_baseline: dict | None) -> dict:
+                ablations: dict[str, list[dict]], random_baseline: dict | None,
+                strategy_baseline: dict | None) -> dict:
         report = dict(
             search=dict(work_dir=str(self.work_dir), score_name=self.score_name,
                         space=self.space.name if self.space is not None else None),
@@ -304,10 +321,12 @@ class Diagnosis:
                           bootstrap_samples=self.settings.bootstrap_samples,
                           confidence=self.settings.confidence, seed=self.settings.seed,
                           standalone=self.settings.standalone,
-                          standalone_score_name=self.recipe.score_name,
+                          standalone_score_name=self.recipe.score_name if self.recipe else None,
                           ablations=self.settings.ablations, num_random=self.settings.num_random,
-                          random_architectures=self.settings.random_architectures),
-            candidates=[], agreement=None, ablations={}, random_baseline=random_baseline)
+                          random_architectures=self.settings.random_architectures,
+                          strategy_baseline=self.settings.strategy_baseline),
+            candidates=[], agreement=None, ablations={}, random_baseline=random_baseline,
+            strategy_baseline=strategy_baseline)
         if candidates:
             report.update(self._ranking(candidates, standalone, ablations))
         report = json_safe(report)  # NaN (an undefined correlation) reads as None, as in the file

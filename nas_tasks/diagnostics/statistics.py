@@ -182,3 +182,12 @@ def pick_against_random(pick: float, random_scores: Ranking, indices: np.ndarray
                         ci=percentile_interval(_percentiles(pick, resampled), confidence)),
         minus_median=dict(value=pick - median, median=median,
                           ci=percentile_interval(pick - np.median(resampled, axis=1), confidence)))
+
+
+def mean_difference(first: Ranking, second: Ranking, indices: np.ndarray,
+                    confidence: float = 0.95) -> dict:
+    """The mean of ``first - second`` (paired, e.g. two strategies' best scores on the same
+    seeds) with a bootstrap interval over ``indices`` (resamples of the pairs)."""
+    differences = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
+    return dict(value=float(differences.mean()),
+                ci=percentile_interval(differences[indices].mean(axis=1), confidence))

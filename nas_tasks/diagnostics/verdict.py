@@ -44,7 +44,31 @@ def write_verdict(report: dict) -> str:
     if report.get('random_baseline'):
         parts.append(random_baseline_verdict(report['random_baseline'],
                                              f"{report['settings']['confidence']:.0%}"))
+    if report.get('strategy_baseline'):
+        parts.append(strategy_baseline_verdict(report['strategy_baseline'],
+                                               f"{report['settings']['confidence']:.0%}"))
     return ' '.join(parts)
+
+
+def strategy_baseline_verdict(baseline: dict, level: str) -> str:
+    """Whether the search's strategy finds better scores than random sampling, under the
+    search's own estimator, in words."""
+    difference = baseline['difference']
+    ci = difference['ci']
+    seeds = len(baseline['seeds'])
+    if ci is not None and ci[0] > 0:
+        reading = 'the strategy finds better architectures than random sampling under this estimator'
+    elif ci is not None and ci[1] < 0:
+        reading = 'random sampling finds better architectures than the strategy under this estimator'
+    else:
+        reading = ('at this number of seeds the strategy is not distinguishable from random '
+                   'sampling under this estimator')
+    return (f"Rerun over {seeds} seeds with {baseline['evaluations']} evaluations each, "
+            f"{baseline['strategy']} reaches a best estimator score of "
+            f"{baseline['search']['mean_best']:.4g} on average and RandomSearch "
+            f"{baseline['random']['mean_best']:.4g} (the strategy ahead on {baseline['strategy_wins']} "
+            f"of {seeds} seeds), a difference of {difference['value']:+.4g} ({level} CI "
+            f"{_score_interval(ci)}): {reading}.")
 
 
 def _percent_interval(ci) -> str:
