@@ -14,6 +14,7 @@ explains). A ranking of candidates can show only what the arch explains.
 Each training's result is kept in ``--out`` (a rerun skips the finished ones).
 """
 import argparse
+import copy
 import json
 import random
 import statistics
@@ -73,7 +74,7 @@ def main():
         for s in range(args.seeds):
             record = out / f'arch{a}_seed{s}.json'
             if not record.is_file():
-                recipe = build_component(STANDALONE_RECIPES, cfg.diagnose.standalone, 'diagnose.standalone',
+                recipe = build_component(STANDALONE_RECIPES, copy.deepcopy(cfg.diagnose.standalone), 'diagnose.standalone',
                                          default_args=dict(config=cfg, space=space, seed=1000 + s,
                                                            work_dir=out))
                 start = time.time()

@@ -93,7 +93,7 @@ class DetectorStandaloneTraining(StandaloneRecipe):
         self.log_level = log_level
         self.keep_checkpoints = keep_checkpoints
         cfg = load_config(train_config) if train_config else copy.deepcopy(self.search_cfg)
-        cfg.merge_from_dict(dict(cfg_options or {}))
+        cfg.merge_from_dict(copy.deepcopy(dict(cfg_options or {})))  # merging consumes _delete_ keys
         if 'arch' not in cfg.model.get(arch_in, {}):
             raise NasError(f"the standalone model's {arch_in} takes no 'arch' "
                            f'({(train_config or "the search config")}: model.{arch_in} is '
