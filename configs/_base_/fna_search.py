@@ -7,7 +7,8 @@
 # grad_clip=dict(max_norm=35, norm_type=2)); the architecture loss adds
 # 0.02 * log10(expected MAdds in G) of the searchable layers. The weight lr follows the
 # official step schedule: a linear warm-up from 1/3 over the first 500 iterations
-# (steps of the total batch), then x0.1 at epochs 8 and 11 (of 14). A task config sets
+# (steps of the total batch; the full lr at iteration 500 as mmcv's, so end=501: mmengine's
+# LinearLR reaches it at end - 1), then x0.1 at epochs 8 and 11 (of 14). A task config sets
 # the type (FNADetectionSearch / FNASegmentationSearch), the epochs, the batch (with
 # accumulative_counts, see fna_retinanet_coco.py) and the image size the MAdds are
 # counted at.
@@ -18,7 +19,7 @@ differentiable_search = dict(
                         collate_fn=dict(type='pseudo_collate')),
         weight_optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4),
         param_scheduler=[
-            dict(type='LinearLR', start_factor=1 / 3, by_epoch=False, begin=0, end=500),
+            dict(type='LinearLR', start_factor=1 / 3, by_epoch=False, begin=0, end=501),
             dict(type='MultiStepLR', by_epoch=True, milestones=[8, 11], gamma=0.1)],
         arch_optimizer=dict(type='Adam', lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3),
         grad_clip=35.0,

@@ -10,4 +10,6 @@ model = dict(
         seed=dict(name='mobilenetv2_100', weights=None),
         depths=(4, 4, 4, 4, 4, 1), kernel_sizes=(3, 5, 7), expansions=(3, 6),
         out_indices=(1, 2, 3, 4)),
-    neck=dict(in_channels=[24, 32, 96, 320], start_level=1, add_extra_convs='on_input'))
+    neck=dict(in_channels=[24, 32, 96, 320], start_level=1, add_extra_convs='on_input'),
+    # The official search's box loss too (train_cfg smoothl1_beta=0.11, weight 1).
+    bbox_head=dict(loss_bbox=dict(type='SmoothL1Loss', beta=0.11, loss_weight=1.0)))
