@@ -168,3 +168,13 @@ def test_the_fna_search_configs_diagnose_sections_build(config):
     draws.draw(random.Random(0))
     standalone = recipe(cfg, settings.standalone['train_config'])
     assert standalone.score_name == ('mIoU' if 'deeplab' in config else 'coco/bbox_mAP')
+
+
+def test_settings_with_delete_keys_build_the_same_recipe_twice():
+    """mmengine's merge consumes _delete_ keys: each recipe merges its own copy (a rerun or
+    another rank builds the recipe again from the same settings)."""
+    cfg = search_config(FNA_SEGMENTATION)
+    options = dict(optim_wrapper=dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-3)))
+    first, second = (recipe(cfg, cfg_options=options) for _ in range(2))
+    for built in (first, second):
+        assert built.train_cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=1e-3)

@@ -138,7 +138,7 @@ class FNAParameterAdaptation(StandaloneRecipe):
                                       'differentiable_search', default_args=dict(config=config))
         self.score_name = self.search.score_name
         cfg = load_config(train_config)
-        cfg.merge_from_dict(dict(cfg_options or {}))
+        cfg.merge_from_dict(copy.deepcopy(dict(cfg_options or {})))  # merging consumes _delete_ keys
         if cfg.get('model', {}).get('backbone', {}).get('type') != 'FNABackbone':
             raise NasError(f"{train_config}: diagnose.standalone.train_config must be an FNA "
                            "fine-tuning config (model.backbone=dict(type='FNABackbone', ...)), got "

@@ -77,7 +77,7 @@ class AutoGANStandaloneTraining(StandaloneRecipe):
         self.log_level = log_level
         self.keep_checkpoints = keep_checkpoints
         cfg = load_config(train_config)
-        cfg.merge_from_dict(dict(cfg_options or {}))
+        cfg.merge_from_dict(copy.deepcopy(dict(cfg_options or {})))  # merging consumes _delete_ keys
         if 'arch' not in cfg.get('model', {}).get('generator', {}):
             raise NasError(f"{train_config}: diagnose.standalone.train_config must be an AutoGAN "
                            "final-training config (model.generator=dict(type='AutoGANGenerator', "
