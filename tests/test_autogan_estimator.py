@@ -10,6 +10,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from gan.autogan import AutoGANEstimator, AutoGANGenerator, AutoGANSpace
 from gan.metrics import GAN_FEATURE_EXTRACTORS
+from nas_tasks.errors import NasError
 from nas_tasks.loop import SearchLoop
 from nas_tasks.registry import ESTIMATORS
 from nas_tasks.strategies import MultiLevelSearch
@@ -55,8 +56,8 @@ def random_real_data(requested_sizes=None):
 def make_estimator(rounds_per_iteration=3, shared_d_steps=2, reset_window=500, **kwargs):
     return AutoGANEstimator(SPACE, seed=1, gan=dict(GAN, reset_window=reset_window),
                             rounds_per_iteration=rounds_per_iteration, shared_d_steps=shared_d_steps,
-                            real_data=kwargs.pop('real_data', random_real_data()), reward=REWARD,
-                            **kwargs)
+                            real_data=kwargs.pop('real_data', random_real_data()),
+                            reward=kwargs.pop('reward', REWARD), **kwargs)
 
 
 def sampler(round_index, drawn=None):
@@ -136,6 +137,63 @@ def test_a_collapse_resets_the_gan_at_the_next_iteration():
     assert estimator.resets == [at(3)] and estimator.trainer.reset_log == [1]
     assert estimator.state_dict()['resets'] == [[3, 0, 3]]
     assert estimator.plot_marks() == [('dynamic reset', at(3))]
+
+
+def test_a_collapse_in_a_stages_last_iteration_resets_before_its_candidates_are_scored():
+    """The official loop re-creates G and D right after the iteration's controller
+    steps, so a grow (or the final top-k) that follows scores the fresh generator,
+    not the collapsed one."""
+    estimator = make_estimator(reset_window=1)
+    estimator.train_during_search(at(0), sampler(0))  # collapses; the iteration's controller steps follow
+    assert estimator.reset_pending
+    archs = [SPACE.sample(random.Random(seed)) for seed in range(3)]
+    collapsed_weights, collapsed = g_params(estimator), [r.score for r in estimator.evaluate(archs)]
+    grow = SearchPosition(3, 0, None)  # the stage's end: no controller step
+    estimator.train_during_search(grow, sampler(3))
+    assert estimator.resets == [grow] and estimator.trainer.reset_log == [1] and not estimator.reset_pending
+    assert estimator.trainer.d_step == 1  # reset, not trained
+    # Fresh weights (BN biases start at 0 either way).
+    assert sum(not torch.equal(a, b) for a, b in zip(collapsed_weights, g_params(estimator))) > len(collapsed_weights) / 2
+    fresh = [r.score for r in estimator.evaluate(archs)]
+    assert len(set(fresh)) > 1 and fresh != collapsed
+    # The next stage's first iteration trains the fresh GAN without a second reset.
+    estimator.train_during_search(SearchPosition(4, 1, 0), sampler(4))
+    assert estimator.resets == [grow] and estimator.trainer.d_step == 1 + 2
+
+
+def _reward_latents(estimator, arch):
+    """The latent vectors the reward of ``arch`` generates from."""
+    latents = []
+    handle = estimator.trainer.generator.register_forward_pre_hook(lambda module, args: latents.append(args[0]))
+    estimator.evaluate([arch])
+    handle.remove()
+    return torch.cat(latents)
+
+
+def test_every_reward_draws_fresh_latents_by_default_and_fixed_ones_on_request():
+    """The official get_is draws new latent vectors for every reward; here they come
+    from the seed, the round and the arch, so a rerun, a resumed or a distributed
+    search draws the same ones."""
+    arch, other = (SPACE.sample(random.Random(seed)) for seed in (0, 1))
+    estimator = make_estimator()
+    estimator.train_during_search(at(0), sampler(0))
+    first = _reward_latents(estimator, arch)
+    assert first.shape == (REWARD['num_images'], GAN['latent_dim']) and first.std() > 0.5
+    assert torch.equal(_reward_latents(estimator, arch), first)  # the same reward again
+    assert not torch.equal(_reward_latents(estimator, other), first)  # another arch's reward
+    estimator.train_during_search(at(1), sampler(1))  # a controller step later, the same weights
+    assert not torch.equal(_reward_latents(estimator, arch), first)
+    resumed = make_estimator()
+    resumed.load_state_dict(save_and_load(estimator.state_dict()))
+    assert torch.equal(_reward_latents(resumed, arch), _reward_latents(estimator, arch))
+
+    fixed = make_estimator(reward=dict(REWARD, noise='fixed'))
+    fixed.train_during_search(at(0), sampler(0))
+    once = _reward_latents(fixed, arch)
+    fixed.train_during_search(at(1), sampler(1))
+    assert torch.equal(_reward_latents(fixed, arch), once) and torch.equal(_reward_latents(fixed, other), once)
+    with pytest.raises(NasError, match="estimator.reward.noise must be one of 'fresh', 'fixed', got 'new'"):
+        make_estimator(reward=dict(REWARD, noise='new'))
 
 
 @pytest.mark.parametrize('reset_window', [1, 500])

@@ -53,7 +53,9 @@ estimator = dict(
     real_data=dict(type='GANImages', source='cifar10', data_root=data_root, split='train',
                    img_size=32),
     real_data_workers=4,
-    reward=dict(num_images=5000, splits=10, batch_size=100,
+    # noise='fresh': new latent vectors for every reward, as the official get_is;
+    # 'fixed' scores every architecture on one set (docs/autogan.md).
+    reward=dict(num_images=5000, splits=10, batch_size=100, noise='fresh',
                 extractor=dict(type='InceptionV3Compat', weights_path=inception_weights_path)))
 
 search = dict(seed=0, score_name='IS')

@@ -12,8 +12,15 @@ architecture is the Inception Score of the shared generator on that path.
 
 When the dynamic reset fires, the rest of the iteration's training is skipped,
 the controller steps of the iteration still run on the collapsed GAN, and G, D
-and their optimisers are re-created afterwards, at the start of the next
-iteration (reference sheet 2.5), before it trains.
+and their optimisers are re-created right after them (reference sheet 2.5):
+before the next iteration trains or, when the iteration was a stage's last,
+before the stage's grow (or final) candidates are scored, as the official
+search scores them on the freshly reset generator.
+
+The reward's latent vectors are drawn afresh for every reward by default
+(``reward.noise='fresh'``, the official ``get_is``), from a seed of the search's
+seed, the round and the architecture, so a resumed or distributed search draws
+the same ones; ``reward.noise='fixed'`` scores every architecture on one set.
 """
 from __future__ import annotations
 
@@ -45,8 +52,12 @@ SAMPLES_FILE = 'best_samples.png'
 PICTURE_FILE = 'best_generator.png'
 NUM_GRID_SAMPLES = 64
 
-DEFAULT_REWARD = dict(num_images=5000, splits=10, batch_size=100,
+DEFAULT_REWARD = dict(num_images=5000, splits=10, batch_size=100, noise='fresh',
                       extractor=dict(type='InceptionV3Compat', weights_path=None))
+# Where a reward's latent vectors come from: new ones for every reward (the official
+# code), or one set for every architecture (lower noise, but every reward then ranks
+# the architectures on the same 5,000 points).
+REWARD_NOISES = ('fresh', 'fixed')
 
 
 def gan_settings(gan: dict | None, seed: int) -> SharedGANSettings:
@@ -96,8 +107,10 @@ class AutoGANEstimator(Estimator):
             loading its slice of every batch), or a callable ``(image_size,
             batch_size, seed) -> iterator of whole batches in [-1, 1]``.
         real_data_workers: the real-data loader's worker processes (per rank).
-        reward: ``num_images``, ``splits`` and ``batch_size`` of the IS, and the
-            ``extractor`` config of ``gan.metrics.GAN_FEATURE_EXTRACTORS``.
+        reward: ``num_images``, ``splits`` and ``batch_size`` of the IS, the
+            ``extractor`` config of ``gan.metrics.GAN_FEATURE_EXTRACTORS``, and
+            ``noise``: ``'fresh'`` latent vectors for every reward (official) or
+            one ``'fixed'`` set for all.
         device: where the GAN and the extractor run; by default this process's
             GPU when there is one, else the CPU.
     """
@@ -119,6 +132,10 @@ class AutoGANEstimator(Estimator):
         # The extractor first: missing Inception weights stop the search before
         # anything is read or trained.
         reward = {**DEFAULT_REWARD, **(reward or {})}
+        if reward['noise'] not in REWARD_NOISES:
+            raise NasError(f"estimator.reward.noise must be one of {', '.join(map(repr, REWARD_NOISES))}, "
+                           f"got {reward['noise']!r}")
+        self.fresh_reward_noise = reward['noise'] == 'fresh'
         extractor = build_feature_extractor(reward['extractor'], device)
         self.inception_score = InceptionScore(extractor, reward['num_images'],
                                               reward['batch_size'], reward['splits'])
@@ -128,25 +145,29 @@ class AutoGANEstimator(Estimator):
                                          pin_memory=torch.device(device).type == 'cuda')
         self.reset_pending = False
         self.resets: list[SearchPosition] = []  # where every reset happened, for the plots
+        self.round = 0  # the loop's round being scored: fresh reward noise depends on it
         # Under torchrun every rank scores every candidate, generating its share of the images.
         self.evaluates_collectively = dist.get_world_size() > 1
 
     # -- training ---------------------------------------------------------------------
 
     def train_during_search(self, position: SearchPosition, sample_arch: Callable[[], Arch]) -> None:
-        if position.step is None or position.step % self.rounds_per_iteration:
-            return
-        if self.reset_pending:
+        self.round = position.round
+        iteration_starts = position.step is not None and position.step % self.rounds_per_iteration == 0
+        stage_ends = position.step is None  # a grow round: the stage's candidates are scored
+        if self.reset_pending and (iteration_starts or stage_ends):
             self._reset(position)
+        if not iteration_starts:
+            return
         iteration = f'{position.stage}-{position.step // self.rounds_per_iteration}'
         report = self.trainer.train_steps(self.shared_d_steps, self._real_batches(iteration),
                                           sample_arch)
         if report.reset_needed:
             # The official search still trains the controller on the collapsed GAN this
-            # iteration and re-creates G and D only after that.
+            # iteration and re-creates G and D only after that, before anything else.
             self.reset_pending = True
             _log(f'round {position.round}: the shared GAN collapsed after '
-                             f'{report.d_steps} D steps; it is reset at the next iteration')
+                 f'{report.d_steps} D steps; it is reset after this iteration\'s controller steps')
 
     def _real_batches(self, iteration: str) -> Iterator[torch.Tensor]:
         """This rank's slices of the batches, at the resolution of the arch drawn for each step."""
@@ -182,14 +203,22 @@ class AutoGANEstimator(Estimator):
             mean, std = self._with_path(arch, self.inception_score)
         return Result(score=float(mean), metrics={'is_std': float(std)})
 
-    def _with_path(self, arch: Arch, use: Callable[[PathSampler], object]):
-        """``use(sample)``, where ``sample(n)`` generates n images on the path of
-        ``arch``, in eval mode (BN on running statistics, as the official reward)."""
+    def _reward_noise_seed(self, arch: Arch) -> int:
+        if not self.fresh_reward_noise:
+            return seed_for(self.seed, 'reward-noise')
+        # New noise for every reward, the same on every rank and after a resume.
+        return seed_for(self.seed, f'reward-noise-{self.round}-{self.space.canonical(arch)}')
+
+    def _with_path(self, arch: Arch, use: Callable[[PathSampler], object], noise_seed: int | None = None):
+        """``use(sample)``, where ``sample(n)`` generates n images on the path of ``arch``
+        in eval mode (BN on running statistics, as the official reward), from the
+        reward's noise of ``arch`` unless ``noise_seed`` is given."""
         generator = self.trainer.generator
         generator.set_arch(arch)
-        # The same noise for every arch: a score depends only on the arch and the weights.
+        if noise_seed is None:
+            noise_seed = self._reward_noise_seed(arch)
         sample = PathSampler(generator, self.trainer.settings.latent_dim, self.trainer.device,
-                             seed_for(self.seed, 'reward-noise'))
+                             noise_seed)
         generator.eval()
         try:
             return use(sample)
@@ -206,7 +235,8 @@ class AutoGANEstimator(Estimator):
         weights = {name: tensor.detach().cpu().clone() for name, tensor
                    in self.trainer.generator.subnet_state_dict(arch).items()}
         atomic_torch_save(weights, weights_path)
-        self._with_path(arch, lambda sample: save_sample_grid(sample(NUM_GRID_SAMPLES), samples_path))
+        self._with_path(arch, lambda sample: save_sample_grid(sample(NUM_GRID_SAMPLES), samples_path),
+                        noise_seed=seed_for(self.seed, 'reward-noise'))
         vector = ' '.join(map(str, self.space.to_vector(arch)))
         draw_generator(arch, picture_path, title=f'found generator (official vector: {vector})')
         return [weights_path, samples_path, picture_path]
@@ -215,12 +245,13 @@ class AutoGANEstimator(Estimator):
         # Every random draw comes from the trainer's generator (in its state) or from
         # seeds fixed by ``seed`` and the iteration, so no other RNG state is needed.
         return {'trainer': self.trainer.state_dict(), 'reset_pending': self.reset_pending,
-                'resets': [list(position) for position in self.resets]}
+                'resets': [list(position) for position in self.resets], 'round': self.round}
 
     def load_state_dict(self, state: dict) -> None:
         self.trainer.load_state_dict(state['trainer'])
         self.reset_pending = bool(state['reset_pending'])
         self.resets = [SearchPosition(*position) for position in state['resets']]
+        self.round = int(state.get('round', 0))  # absent from checkpoints before fresh reward noise
 
 
 def _log(message: str) -> None:
