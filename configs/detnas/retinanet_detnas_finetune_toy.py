@@ -7,7 +7,7 @@
 #       work_dirs/retinanet_detnas_finetune_toy/iter_200.pth
 _base_ = [
     '../_base_/models/retinanet_detnas_supernet.py',
-    '../_base_/datasets/toy_coco_detection.py',
+    '../_base_/datasets/toy_coco_outline_detection.py',  # the search's data
     '../_base_/nas_tasks_runtime.py',
     '../_base_/schedules/toy_detection_finetune.py',
 ]
