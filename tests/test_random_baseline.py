@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ONE_THREAD, REPO, TOY_CONFIG, is_png, run_tool
+from conftest import ONE_THREAD, REPO, TOY_CONFIG, free_port, is_png, run_tool
 from nas_tasks.diagnostics.random_draws import SpaceSample, draw_distinct
 from nas_tasks.diagnostics.statistics import bootstrap_indices, percentile_among, pick_against_random
 from nas_tasks.diagnostics.verdict import random_baseline_verdict
@@ -294,22 +294,62 @@ def test_random_without_a_finished_search_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_killed_random_baseline_resumes_without_training_again(toy_search):
-    """Slow: kill and resume, two tool processes. The stand-in recipe ends its process hard after 3 trainings (as a SIGKILL); the
-    rerun trains only the architectures without a record."""
+def test_a_killed_random_baseline_resumes_on_two_ranks_without_training_again(toy_search):
+    """Slow: kill and resume, torchrun with 2 ranks. The stand-in recipe ends its process
+    hard after 3 trainings (as a SIGKILL); the rerun, under torchrun, trains only the
+    architectures without a record, split over both ranks, and reports the same draws."""
     config, work_dir = toy_search
-    command = [sys.executable, 'tools/diagnose.py', config, str(work_dir), '--random', '6',
-               '--cfg-options', 'diagnose.num_candidates=0']
+    arguments = ['tools/diagnose.py', config, str(work_dir), '--random', '6',
+                 '--cfg-options', 'diagnose.num_candidates=0']
     env = dict(ONE_THREAD, PYTHONPATH=str(REPO / 'tests'))
-    killed = run_tool(command, env_extra=dict(env, **{KILL_AFTER: '3'}))
+    killed = run_tool([sys.executable, *arguments], env_extra=dict(env, **{KILL_AFTER: '3'}))
     assert killed.returncode == 9, killed.stderr[-2000:]
     records = work_dir / 'diagnostics' / 'standalone'
-    first = {path.name: path.stat().st_mtime_ns for path in records.glob('*.json')}
+    first = {path.name: path.read_text() for path in records.glob('*.json')}
     assert len(first) == 3 and not (work_dir / 'diagnostics' / 'report.json').exists()
-    resumed = run_tool(command, env_extra=env, check=True)
+    resumed = run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                        '--master_port', free_port(), *arguments, '--launcher', 'pytorch'],
+                       env_extra=env, check=True)
     assert re.search(r'percentile=\d+\.\d% \[\d+\.\d%, \d+\.\d%\] minus_median=', resumed.stdout)
-    assert {path.name: path.stat().st_mtime_ns for path in records.glob('*.json')
-            if path.name in first} == first, 'the finished ones were not trained again'
-    assert len(list(records.glob('*.json'))) == 7  # the pick and 6 random ones
-    assert 'standalone training: 3 of 7 already done, 4 to do' in (
+    assert {name: (records / name).read_text() for name in first} == first, 'not trained again'
+    after = {path.name: json.loads(path.read_text()) for path in records.glob('*.json')}
+    assert len(after) == 7  # the pick and 6 random ones
+    assert {record['rank'] for name, record in after.items() if name not in first} == {0, 1}
+    assert 'standalone training: 3 of 7 already done, 4 to do on 2 process(es)' in (
         work_dir / 'diagnostics' / 'diagnose.log').read_text()
+    # The same draws as one process makes (seeded by the diagnosis seed alone).
+    report = json.loads((work_dir / 'diagnostics' / 'report.json').read_text())
+    alone = diagnose(config, work_dir, 6, **{'diagnose.num_candidates': 0})
+    assert report['random_baseline'] == alone['random_baseline']
+
+
+# -- DetNAS toy, end to end ------------------------------------------------------------
+@pytest.mark.slow
+def test_detnas_toy_pick_against_random_architectures(detnas_search, tmp_path):
+    """Slow: 4 standalone detector trainings. tools/diagnose.py --random on the session's
+    DetNAS toy search (the shrunk trainings of test_diagnostics), the ranking skipped."""
+    from test_diagnostics import diagnose_command
+    from nas_tasks.builder import build_component, load_config
+    from nas_tasks.modules import register_all_modules
+    from nas_tasks.registry import COST_MODELS
+    work_dir = detnas_search.copy_to(tmp_path / 'search')
+    command = [*diagnose_command(work_dir, detnas_search.options), 'diagnose.num_candidates=0',
+               '--random', '3']
+    result = run_tool(['python', *command], env_extra=ONE_THREAD, check=True)
+    assert re.search(r'pick bbox_mAP_precise=\d\.\d{4} percentile=\d+\.\d% \[\d+\.\d%, \d+\.\d%\] '
+                     r'minus_median=[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]', result.stdout), result.stdout
+    assert re.search(r'beat chance: (yes|no)', result.stdout)
+    report = json.loads((work_dir / 'diagnostics' / 'report.json').read_text())
+    baseline = report['random_baseline']
+    assert baseline['pick']['arch'] == json.loads((work_dir / 'best_arch.json').read_text())['arch']
+    scores = [row['standalone_score'] for row in baseline['random']]
+    assert baseline['scored'] == 3 and len(set(scores + [baseline['pick']['standalone_score']])) == 4
+    assert baseline['percentile']['value'] == percentile_among(baseline['pick']['standalone_score'], scores)
+    # Drawn under the search's FLOPs limit, with its cost table.
+    register_all_modules()
+    cfg = load_config(str(REPO / TOY_CONFIG))
+    costs = build_component(COST_MODELS, cfg.estimator.cost_model, 'cost_model').costs
+    limit = cfg.search.constraints.flops.max
+    assert all(costs(row['arch'])['flops'] <= limit for row in baseline['random'])
+    assert report['candidates'] == [] and is_png(work_dir / 'diagnostics' / 'random_baseline.png')
+    assert report['verdict'] in (work_dir / 'diagnostics' / 'diagnose.log').read_text()
