@@ -216,3 +216,7 @@ def test_bad_weight_pipelines_are_one_line(toy_coco):
                                        ".*loads no annotations") as error:
         ToyDetectionSearch(cfg, TRAINER, weight_pipeline='val')
     assert '\n' not in str(error.value)
+    cfg.val_dataloader.dataset.pipeline = []
+    with pytest.raises(NasError, match="weight_pipeline='val' .* but it names none") as error:
+        ToyDetectionSearch(cfg, TRAINER, weight_pipeline='val')
+    assert '\n' not in str(error.value)

@@ -198,11 +198,15 @@ class DifferentiableSearchTask:
         """A copy of ``val_dataloader.dataset.pipeline``, checked to load the annotations
         (a transform named ``Load*Annotations``) that training samples need."""
         pipeline = self.config.val_dataloader.get('dataset', {}).get('pipeline')
-        names = [str(step.get('type')) for step in pipeline or () if isinstance(step, dict)]
+        if not pipeline:
+            raise NasError("weight_pipeline='val' trains the weights on val_dataloader.dataset's "
+                           "pipeline, but it names none (a wrapped dataset?); give it one or set "
+                           "weight_pipeline='train'")
+        names = [str(step.get('type')) for step in pipeline if isinstance(step, dict)]
         if not any(name.startswith('Load') and 'Annotation' in name for name in names):
             raise NasError(f"weight_pipeline='val' trains the weights on val_dataloader.dataset's "
-                           f'pipeline, which loads no annotations ({names or pipeline!r}); add '
-                           "its LoadAnnotations transform or set weight_pipeline='train'")
+                           f'pipeline, which loads no annotations ({names}); add its '
+                           "LoadAnnotations transform or set weight_pipeline='train'")
         return copy.deepcopy(list(pipeline))
 
     # -- evaluation ------------------------------------------------------------
