@@ -71,7 +71,7 @@ class SearchSplitFineTuning(StandaloneRecipe):
                                       'differentiable_search', default_args=dict(config=config))
         self.score_name = self.search.score_name
         cfg = load_config(train_config)
-        cfg.merge_from_dict(dict(cfg_options or {}))
+        cfg.merge_from_dict(copy.deepcopy(dict(cfg_options or {})))  # merging consumes _delete_ keys
         self.check_train_config(cfg, config, train_config)
         cfg.train_dataloader.dataset = search_training_images(config, cfg)
         self.train_cfg = cfg

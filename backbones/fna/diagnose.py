@@ -29,25 +29,13 @@ the search scored its result on, with the search's evaluator.
 from __future__ import annotations
 
 import copy
-import json
 import random
-from pathlib import Path
 
-import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 
-from nas_tasks.builder import build_component, load_config
-from nas_tasks.built_datasets import parsed_once
-from nas_tasks.diagnostics import (RANDOM_ARCHITECTURES, STANDALONE_RECIPES, RandomArchitectures,
-                                   StandaloneRecipe)
-from nas_tasks.dist import process_local
+from nas_tasks.diagnostics import RANDOM_ARCHITECTURES, STANDALONE_RECIPES, RandomArchitectures
 from nas_tasks.errors import NasError
-from nas_tasks.registry import DIFFERENTIABLE_SEARCHES
-from nas_tasks.result import Result
-from nas_tasks.seeding import seed_for
-from nas_tasks.standalone_training import (EVALUATION_KEYS, delete_checkpoints, standalone_runner,
-                                           standalone_runner_config, train)
+from nas_tasks.search_split_training import SearchSplitFineTuning
 
 from .adapted import FNA_SPACE
 from .layout import SearchLayout
@@ -99,87 +87,34 @@ class FNARandomArchitectures(RandomArchitectures):
 
 
 @STANDALONE_RECIPES.register_module()
-class FNAParameterAdaptation(StandaloneRecipe):
+class FNAParameterAdaptation(SearchSplitFineTuning):
     """An FNA architecture trained by the parameter-adaptation recipe and scored
     as the search scored its result.
 
-    The model and the schedule are ``train_config``'s (a fine-tuning config
-    whose ``model.backbone`` is an ``FNABackbone``: ``deeplabv3_fna_finetune_toy.py``,
-    ``retinanet_fna_finetune_toy.py`` ...), with ``cfg_options`` merged in.
-    Its backbone takes the candidate's arch and starts from the search's seed
-    remapped into it (``FNABackbone(seed=...)``, with the search's
-    ``width_noise``), instead of the weights file the config names (the
-    search's exported weights of its own result). The training images are the
-    search's training split (its ``train_dataloader.dataset``) through the
-    fine-tuning config's training pipeline; the score is the search's
-    ``score_name`` (mIoU, COCO bbox mAP) of its ``val_evaluator`` on its
-    ``val_dataloader`` split, one image at a time, as the search evaluates.
-
-    Each candidate trains with ``seed_for(seed, arch)``; its Runner keeps the
-    config's checkpoint hook in the candidate's folder and resumes from its
-    last checkpoint after a kill.
-
-    Args:
-        config, seed: the search config and the diagnosis seed.
-        train_config: path of the fine-tuning config.
-        cfg_options: a (nested) dict merged into it (e.g. a shorter schedule).
-        log_level: of each training's Runner log (console and file).
-        keep_checkpoints: keep each training's checkpoints once it is scored.
+    ``train_config`` is an FNA fine-tuning config (its ``model.backbone`` an
+    ``FNABackbone``: ``deeplabv3_fna_finetune_toy.py``,
+    ``retinanet_fna_finetune_toy.py`` ...). Its backbone takes the candidate's
+    arch and starts from the search's seed remapped into it
+    (``FNABackbone(seed=...)``, with the search's ``width_noise``), instead of
+    the weights file the config names (the search's exported weights of its
+    own result). The search's training images, the score (mIoU, COCO bbox mAP
+    by the search's ``val_evaluator`` on its ``val_dataloader`` split), the
+    seeding and the resume are :class:`~nas_tasks.search_split_training.SearchSplitFineTuning`'s,
+    and so are the arguments.
     """
 
-    def __init__(self, config: Config, seed: int, train_config: str, cfg_options: dict | None = None,
-                 log_level: str = 'WARNING', keep_checkpoints: bool = False):
-        backbone = _super_net_settings(config)
-        self.seed = seed
-        self.log_level = log_level
-        self.keep_checkpoints = keep_checkpoints
-        # The search task: its score, its held-out split and evaluator, its data scope.
-        self.search = build_component(DIFFERENTIABLE_SEARCHES, config.differentiable_search,
-                                      'differentiable_search', default_args=dict(config=config))
-        self.score_name = self.search.score_name
-        cfg = load_config(train_config)
-        cfg.merge_from_dict(copy.deepcopy(dict(cfg_options or {})))  # merging consumes _delete_ keys
-        if cfg.get('model', {}).get('backbone', {}).get('type') != 'FNABackbone':
-            raise NasError(f"{train_config}: diagnose.standalone.train_config must be an FNA "
-                           "fine-tuning config (model.backbone=dict(type='FNABackbone', ...)), got "
-                           f"backbone type {cfg.get('model', {}).get('backbone', {}).get('type')!r}")
-        cfg.model.backbone.pop('weights', None)
-        cfg.model.backbone.update(seed=check_seed_settings(backbone.get('seed')),
-                                  width_noise=float(backbone.get('width_noise', 0.0)))
-        cfg.train_dataloader.dataset = self._search_images(config, cfg)
-        self.train_cfg = cfg
-        self._held_out = None
+    space = FNA_SPACE
 
-    @staticmethod
-    def _search_images(search_cfg: Config, train_cfg: Config) -> dict:
-        """The search's training split, through the fine-tuning pipeline; parsed once
-        per process for all the candidates."""
-        dataset = copy.deepcopy(search_cfg.train_dataloader.dataset)
-        pipeline = train_cfg.train_dataloader.get('dataset', {}).get('pipeline')
-        if pipeline is not None and 'pipeline' in dataset:
-            dataset.pipeline = copy.deepcopy(pipeline)
-        return parsed_once(dataset)
+    def check_train_config(self, cfg: Config, search_config: Config, path: str) -> None:
+        seed = check_seed_settings(_super_net_settings(search_config).get('seed'))
+        backbone = cfg.get('model', {}).get('backbone', {})
+        if backbone.get('type') != 'FNABackbone':
+            raise NasError(f"{path}: diagnose.standalone.train_config must be an FNA fine-tuning "
+                           "config (model.backbone=dict(type='FNABackbone', ...)), got backbone "
+                           f"type {backbone.get('type')!r}")
+        backbone.pop('weights', None)
+        backbone.update(seed=seed, width_noise=float(
+            search_config.model.backbone.get('width_noise', 0.0)))
 
-    def train_and_score(self, arch: dict, run_dir: Path) -> Result:
-        FNA_SPACE.validate(arch)
-        run_dir = Path(run_dir)
-        seed = seed_for(self.seed, json.dumps(arch, sort_keys=True))
-        cfg = standalone_runner_config(self.train_cfg, run_dir, seed, self.log_level,
-                                       left_out=EVALUATION_KEYS)
+    def place_arch(self, cfg: Config, arch: dict) -> None:
         cfg.model.backbone.arch = FNA_SPACE.to_document(arch)
-        with process_local():  # each rank trains its own candidates
-            with standalone_runner(cfg, seed) as runner:
-                train_loss = train(runner)
-                model = runner.model
-            metrics = self._evaluate(model)
-        if not self.keep_checkpoints:
-            delete_checkpoints(run_dir)
-        if train_loss is not None:
-            metrics['train_loss'] = train_loss
-        return Result(score=self.search.score_of(metrics), metrics=metrics)
-
-    def _evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        with DefaultScope.overwrite_default_scope(self.search.default_scope):
-            if self._held_out is None:
-                self._held_out = self.search.build_dataset('val')
-            return self.search.evaluate(model, self._held_out)
