@@ -86,3 +86,16 @@ def test_a_tiny_training_is_seeded_restarts_and_scores_is_and_fid(data_root, tmp
     restarted = standalone.train_and_score(arch, tmp_path / 'first')
     assert 'train_loss' not in restarted.metrics
     assert (restarted.score, restarted.metrics['FID']) == (first.score, first.metrics['FID'])
+
+
+def test_the_cifar10_search_configs_diagnose_section_builds():
+    from nas_tasks.builder import load_config
+    from nas_tasks.diagnostics.diagnosis import DiagnoseSettings
+    cfg = load_config(str(REPO / 'configs/autogan/autogan_cifar10.py'))
+    assert DiagnoseSettings.from_config(cfg).num_candidates == 8
+    standalone, _ = recipe(cfg)
+    train = standalone.train_cfg
+    # The official final training (gf 256, 320 epochs), scored by the search's reward.
+    assert (train.model.generator.gf_dim, train.train_cfg.max_epochs) == (256, 320)
+    assert train.val_evaluator.extractor.type == 'InceptionV3Compat'
+    assert train.val_dataloader.dataset.num_images == cfg.estimator.reward.num_images == 5000

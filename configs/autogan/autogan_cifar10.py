@@ -59,3 +59,13 @@ estimator = dict(
                 extractor=dict(type='InceptionV3Compat', weights_path=inception_weights_path)))
 
 search = dict(seed=0, score_name='IS')
+
+# tools/diagnose.py: K of the search's generators spread over its reward range, and with
+# --random N random generators of the space, each trained from scratch by the final
+# training (autogan_cifar10_train.py: the official 50,000 G iterations, every one for
+# the same number) and scored as the search rewarded them (IS of 5,000 images through
+# Inception; FID beside it): N + K trainings as long as the paper's own final one.
+diagnose = dict(
+    num_candidates=8,
+    standalone=dict(type='AutoGANStandaloneTraining',
+                    train_config='{{fileDirname}}/autogan_cifar10_train.py'))
