@@ -47,6 +47,8 @@ class Task:
     prerequisites: list[tuple[str, list[str]]] = field(default_factory=list)
     search_options: list[str] = field(default_factory=list)
     diagnose_options: list[str] = field(default_factory=list)
+    # Whether --strategy-baseline applies (an estimator whose scores stay valid: not AutoGAN's).
+    strategy_baseline: bool = False
 
 
 COCO = ('data/toy_coco', [PYTHON, 'tools/make_toy_data.py', 'coco', 'data/toy_coco'])
@@ -66,8 +68,8 @@ CIFAR10 = [
 # The settings of each row: the toy configs as they stand (their own searches and
 # standalone recipes); where docs/efficacy.md's row names other options, they are here.
 TASKS = {task.name: task for task in [
-    Task('detnas', 'configs/detnas/detnas_retinanet_toy.py', True, [OUTLINE_COCO]),
-    Task('nas_fpn', 'configs/nas_fpn/nas_fpn_retinanet_toy.py', True, [COCO]),
+    Task('detnas', 'configs/detnas/detnas_retinanet_toy.py', True, [OUTLINE_COCO], strategy_baseline=True),
+    Task('nas_fpn', 'configs/nas_fpn/nas_fpn_retinanet_toy.py', True, [COCO], strategy_baseline=True),
     Task('auto_deeplab', 'configs/auto_deeplab/auto_deeplab_toy.py', False, [CITYSCAPES]),
     Task('fna', 'configs/fna/fna_deeplabv3_toy.py', False, [*FNA_SEED, CITYSCAPES]),
     Task('autogan', 'configs/autogan/autogan_cifar10_toy.py', True, CIFAR10),
@@ -80,6 +82,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--k', type=int, default=16, help='candidates ranked (sample-based searches)')
     parser.add_argument('--n', type=int, default=16, help='random architectures')
     parser.add_argument('--work-root', default='work_dirs/efficacy')
+    parser.add_argument('--strategy-baseline', type=int, default=0, metavar='S',
+                        help="also rerun the search's strategy and RandomSearch over S seeds under its "
+                             'estimator, where that applies (DetNAS: evaluations only; NAS-FPN: '
+                             '2 x S searches of proxy trainings)')
     parser.add_argument('--nproc', type=int, default=1,
                         help='diagnose under torchrun with this many processes (one thread each)')
     parser.add_argument('--dry-run', action='store_true', help='print the commands, run nothing')
@@ -104,11 +110,13 @@ def search_command(task: Task, work_dir: Path) -> list[str]:
     return command + (['--cfg-options', *task.search_options] if task.search_options else [])
 
 
-def diagnose_command(task: Task, work_dir: Path, k: int, n: int, nproc: int) -> list[str]:
+def diagnose_command(task: Task, work_dir: Path, k: int, n: int, nproc: int, seeds: int) -> list[str]:
     launch = ([PYTHON, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc)]
               if nproc > 1 else [PYTHON])
-    command = [*launch, 'tools/diagnose.py', task.config, str(work_dir), '--random', str(n),
-               '--cfg-options', f'diagnose.num_candidates={k if task.sample_based else 0}',
+    command = [*launch, 'tools/diagnose.py', task.config, str(work_dir), '--random', str(n)]
+    if seeds and task.strategy_baseline:
+        command += ['--strategy-baseline', str(seeds)]
+    command += ['--cfg-options', f'diagnose.num_candidates={k if task.sample_based else 0}',
                *task.search_options, *task.diagnose_options]
     return command + (['--launcher', 'pytorch'] if nproc > 1 else [])
 
@@ -131,6 +139,10 @@ def short_verdict(report: dict) -> str:
     if tau and tau.get('ci'):
         low, high = tau['ci']
         words += ('; τ above 0' if low > 0 else '; τ below 0' if high < 0 else "; τ's interval includes 0")
+    strategy = report.get('strategy_baseline')
+    if strategy:
+        words += (f"; {strategy['strategy']} − RandomSearch under the estimator "
+                  f"{interval(strategy['difference'])} over {len(strategy['seeds'])} seeds")
     return words
 
 
@@ -160,7 +172,8 @@ def main() -> int:
         if not (REPO / work_dir / 'best_arch.json').exists():
             commands.append(search_command(task, work_dir))
             seconds += run(commands[-1], args.dry_run)
-        commands.append(diagnose_command(task, work_dir, args.k, args.n, args.nproc))
+        commands.append(diagnose_command(task, work_dir, args.k, args.n, args.nproc,
+                                         args.strategy_baseline))
         seconds += run(commands[-1], args.dry_run)
         if args.dry_run:
             continue

@@ -108,8 +108,7 @@ def summarize(baseline: RandomBaseline, records: dict[str, dict], bootstrap_samp
         if reference['status'] == 'ok':
             reference['percentile'] = percentile_among(reference['standalone_score'], scores)
         references[name] = reference
-    low = (standing['percentile']['ci'] or [math.nan])[0]
-    high = (standing['percentile']['ci'] or [math.nan, math.nan])[1]
+    low, high = standing['percentile']['ci'] or (math.nan, math.nan)
     return dict(num_random=len(rows), scored=len(scored), failed=len(rows) - len(scored),
                 pick=pick, random=rows, references=references, **standing,
                 best_random=dict(name=best['name'], id=best['id'],
