@@ -136,6 +136,7 @@ class AutoGANEstimator(Estimator):
             raise NasError(f"estimator.reward.noise must be one of {', '.join(map(repr, REWARD_NOISES))}, "
                            f"got {reward['noise']!r}")
         self.fresh_reward_noise = reward['noise'] == 'fresh'
+        self.fixed_noise_seed = seed_for(seed, 'reward-noise')  # the fixed set, and the sample grid's
         extractor = build_feature_extractor(reward['extractor'], device)
         self.inception_score = InceptionScore(extractor, reward['num_images'],
                                               reward['batch_size'], reward['splits'])
@@ -205,7 +206,7 @@ class AutoGANEstimator(Estimator):
 
     def _reward_noise_seed(self, arch: Arch) -> int:
         if not self.fresh_reward_noise:
-            return seed_for(self.seed, 'reward-noise')
+            return self.fixed_noise_seed
         # New noise for every reward, the same on every rank and after a resume.
         return seed_for(self.seed, f'reward-noise-{self.round}-{self.space.canonical(arch)}')
 
@@ -236,7 +237,7 @@ class AutoGANEstimator(Estimator):
                    in self.trainer.generator.subnet_state_dict(arch).items()}
         atomic_torch_save(weights, weights_path)
         self._with_path(arch, lambda sample: save_sample_grid(sample(NUM_GRID_SAMPLES), samples_path),
-                        noise_seed=seed_for(self.seed, 'reward-noise'))
+                        noise_seed=self.fixed_noise_seed)
         vector = ' '.join(map(str, self.space.to_vector(arch)))
         draw_generator(arch, picture_path, title=f'found generator (official vector: {vector})')
         return [weights_path, samples_path, picture_path]
