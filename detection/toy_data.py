@@ -29,7 +29,9 @@ COCO_SHAPES = ('square', 'disc')
 MAX_OBJECTS = 3
 
 register_data_hint('CocoDataset',
-                   'generate the toy set with: python tools/make_toy_data.py coco data/toy_coco')
+                   'generate the toy set with: python tools/make_toy_data.py coco data/toy_coco '
+                   '(the DetNAS toy configs: coco data/toy_coco_outline --stroke 3 --num-train 128 '
+                   '--num-heldout 64)')
 
 
 # --- COCO layout ---
