@@ -186,6 +186,8 @@ class Diagnosis:
                            f'a diagnosis needs at least {MIN_CANDIDATES}')
         candidates = dist.broadcast_object(select_spread(found, self.settings.num_candidates)
                                            if found else [])
+        # The random baseline places the pick; the strategy baseline needs a finished
+        # search too (its trained shared weights): both refuse one without best_arch.json.
         pick = (read_pick(self.work_dir, self.space, self.score_name, self.canonical)
                 if self.settings.num_random or self.settings.strategy_baseline else None)
         # Only now, with a search to diagnose, is anything written to its work dir.
@@ -196,28 +198,9 @@ class Diagnosis:
                              f'candidates{note}, {self.score_name} {candidates[-1].search_score:.4f} to '
                              f'{candidates[0].search_score:.4f}')
         baseline = self._plan_random_baseline(pick) if self.settings.num_random else None
-        # No standalone training without candidates or random architectures.
-        self.recipe, self.ablations = None, []
-        if candidates or baseline:
-            self._build_recipes(with_ablations=bool(candidates))
-        # The seed is part of what a standalone score depends on. One record per arch,
-        # whichever part asked for it (a K candidate, the pick, a random one).
-        standalone = CandidateRecords(self.out / 'standalone',
-                                      dict(recipe=self.settings.standalone, seed=self.settings.seed))
-        to_train = list({candidate.id: candidate for candidate in
-                         [*candidates, *(baseline.candidates() if baseline else [])]}.values())
-        trained = dict(zip((candidate.id for candidate in to_train), self._complete(
-            standalone, to_train, 'standalone training',
-            lambda candidate: self.recipe.train_and_score(candidate.arch,
-                                                          self.out / 'runs' / candidate.id))
-            if to_train else []))
+        trained = self._train_standalone(candidates, baseline)
         standalone_records = [trained[candidate.id] for candidate in candidates]
-        ablation_records = {}
-        for ablation, ablation_cfg in zip(self.ablations, self.settings.ablations):
-            store = CandidateRecords(self.out / 'ablations' / ablation.name, ablation_cfg)
-            ablation_records[ablation.name] = self._complete(
-                store, candidates, f'scoring {ablation.description}',
-                lambda candidate, ablation=ablation: ablation.score(candidate.arch))
+        ablation_records = self._score_ablations(candidates)
         if candidates:
             self._check_usable(candidates, standalone_records)  # on every rank: all stop alike
         random_baseline = None
@@ -247,6 +230,34 @@ class Diagnosis:
             self.logger.info(f'wrote {", ".join(map(str, written))}')
             return report
         return dist.on_main_process(write_report)  # every rank gets it, or rank 0's failure
+
+    def _train_standalone(self, candidates: list[Candidate],
+                          baseline: RandomBaseline | None) -> dict[str, dict]:
+        """The standalone record of every arch to train, by id: one record per arch,
+        whichever part asked for it (a K candidate, the pick, a reference, a random one)."""
+        to_train = list({candidate.id: candidate for candidate in
+                         [*candidates, *(baseline.candidates() if baseline else [])]}.values())
+        self.recipe, self.ablations = None, []
+        if not to_train:  # the strategy baseline alone trains nothing standalone
+            return {}
+        self._build_recipes(with_ablations=bool(candidates))
+        # The seed is part of what a standalone score depends on.
+        store = CandidateRecords(self.out / 'standalone',
+                                 dict(recipe=self.settings.standalone, seed=self.settings.seed))
+        records = self._complete(
+            store, to_train, 'standalone training',
+            lambda candidate: self.recipe.train_and_score(candidate.arch, self.out / 'runs' / candidate.id))
+        return {candidate.id: record for candidate, record in zip(to_train, records)}
+
+    def _score_ablations(self, candidates: list[Candidate]) -> dict[str, list[dict]]:
+        """Each ablation's record of each K candidate, in their order."""
+        records = {}
+        for ablation, ablation_cfg in zip(self.ablations, self.settings.ablations):
+            store = CandidateRecords(self.out / 'ablations' / ablation.name, ablation_cfg)
+            records[ablation.name] = self._complete(
+                store, candidates, f'scoring {ablation.description}',
+                lambda candidate, ablation=ablation: ablation.score(candidate.arch))
+        return records
 
     def _plan_random_baseline(self, pick: Candidate) -> RandomBaseline:
         """The pick, the source's references and N random architectures (drawn on every
