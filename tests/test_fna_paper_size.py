@@ -118,3 +118,21 @@ def test_stage_dilations_follow_the_official_derive_blocks():
     assert stage_dilations(arch_def, 32) == [1, 1, 1, 1, 1, 1, 1]
     assert stage_dilations(arch_def, 16) == [1, 1, 1, 1, 1, 2, 2]
     assert stage_dilations(arch_def, 8) == [1, 1, 1, 2, 2, 4, 4]
+
+
+def test_the_segmentation_search_costs_the_backbone_at_its_output_stride():
+    """best_arch.json's MAdds are the backbone as DeepLab runs it, dilated at output stride
+    16 (the search once counted it at stride 32: 14.4 G instead of 18.7 G at 1024x2048)."""
+    from backbones.fna.adapted import resolve_fna_arch
+    from segmentation.fna import FNASegmentationSearch
+
+    cfg = Config.fromfile('configs/fna/fna_deeplabv3_cityscapes.py')
+    search = FNASegmentationSearch(cfg, trainer=dict(cfg.differentiable_search.trainer),
+                                   cost=dict(input_size=(256, 512)))
+    arch = resolve_fna_arch('fna_deeplabv3_mobilenetv2')
+    dense = FNABackbone(arch='fna_deeplabv3_mobilenetv2', out_indices=(4,), output_stride=16)
+    strided = FNABackbone(arch='fna_deeplabv3_mobilenetv2', out_indices=(4,), output_stride=32)
+    image = torch.zeros(1, 3, 256, 512)
+    expected, at_stride_32 = (count_multiply_adds(net, image) for net in (dense, strided))
+    assert expected > 1.2 * at_stride_32  # the dilated stages cost more: the check can fail
+    assert search.costs(arch)['flops'] == pytest.approx(expected, rel=1e-6)

@@ -145,6 +145,8 @@ class FNASearch(DifferentiableSearchTask):
             raise NasError("an FNA search needs model.backbone=dict(type='FNASuperNet', seed=...)"
                            f", got type {backbone.get('type')!r}")
         self.seed_settings = check_seed_settings(backbone.get('seed'))
+        # The backbone's cost as the task runs it: DeepLab dilates at output stride 16.
+        self.output_stride = int(backbone.get('output_stride', 32))
         self.width_noise = float(backbone.get('width_noise', 0.0))
         self.cost = {**DEFAULT_COST, **(cost or {})}
         unknown = set(self.cost) - set(DEFAULT_COST)
@@ -178,8 +180,8 @@ class FNASearch(DifferentiableSearchTask):
 
     def costs(self, arch: dict) -> dict[str, float]:
         """FLOPs as the paper's MAdds (``flops_convention``) and parameters of the adapted
-        backbone."""
-        network = build_adapted(arch, features_only=True)
+        backbone, dilated to the super network's output stride as the task runs it."""
+        network = build_adapted(arch, features_only=True, output_stride=self.output_stride)
         inputs = torch.zeros(1, 3, *self.cost['input_size'])
         return {'flops': count_multiply_adds(network, inputs),
                 'params': float(sum(p.numel() for p in network.parameters()))}
