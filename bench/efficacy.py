@@ -9,7 +9,7 @@ commands it ran and their wall times. A benchmark, not a test: it takes from
 minutes (one task at a small K and N) to hours (all five at K = N = 16).
 
     OMP_NUM_THREADS=1 python bench/efficacy.py [--tasks detnas nas_fpn auto_deeplab fna autogan]
-        [--k 16] [--n 16] [--work-root work_dirs/efficacy] [--nproc 2] [--dry-run]
+        [--k K] [--n N] [--work-root work_dirs/efficacy] [--nproc 2] [--dry-run]
 
 A rerun reuses every finished search and standalone training (the diagnosis
 resumes from its records); ``--k`` and ``--n`` can grow between runs (the N
@@ -49,6 +49,10 @@ class Task:
     diagnose_options: list[str] = field(default_factory=list)
     # Whether --strategy-baseline applies (an estimator whose scores stay valid: not AutoGAN's).
     strategy_baseline: bool = False
+    # K and N of the row in docs/efficacy.md (--k / --n override them); K is 0 for a
+    # differentiable search, which has no candidates to rank.
+    k: int = 16
+    n: int = 16
 
 
 COCO = ('data/toy_coco', [PYTHON, 'tools/make_toy_data.py', 'coco', 'data/toy_coco'])
@@ -70,17 +74,17 @@ CIFAR10 = [
 TASKS = {task.name: task for task in [
     Task('detnas', 'configs/detnas/detnas_retinanet_toy.py', True, [OUTLINE_COCO], strategy_baseline=True),
     Task('nas_fpn', 'configs/nas_fpn/nas_fpn_retinanet_toy.py', True, [COCO], strategy_baseline=True),
-    Task('auto_deeplab', 'configs/auto_deeplab/auto_deeplab_toy.py', False, [CITYSCAPES]),
-    Task('fna', 'configs/fna/fna_deeplabv3_toy.py', False, [*FNA_SEED, CITYSCAPES]),
-    Task('autogan', 'configs/autogan/autogan_cifar10_toy.py', True, CIFAR10),
+    Task('auto_deeplab', 'configs/auto_deeplab/auto_deeplab_toy.py', False, [CITYSCAPES], k=0, n=16),
+    Task('fna', 'configs/fna/fna_deeplabv3_toy.py', False, [*FNA_SEED, CITYSCAPES], k=0, n=8),
+    Task('autogan', 'configs/autogan/autogan_cifar10_toy.py', True, CIFAR10, k=8, n=8),
 ]}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--tasks', nargs='+', choices=list(TASKS), default=list(TASKS))
-    parser.add_argument('--k', type=int, default=16, help='candidates ranked (sample-based searches)')
-    parser.add_argument('--n', type=int, default=16, help='random architectures')
+    parser.add_argument('--k', type=int, help="candidates ranked (sample-based searches; default: the row's)")
+    parser.add_argument('--n', type=int, help="random architectures (default: the row's)")
     parser.add_argument('--work-root', default='work_dirs/efficacy')
     parser.add_argument('--strategy-baseline', type=int, default=0, metavar='S',
                         help="also rerun the search's strategy and RandomSearch over S seeds under its "
@@ -113,10 +117,10 @@ def search_command(task: Task, work_dir: Path) -> list[str]:
 def diagnose_command(task: Task, work_dir: Path, k: int, n: int, nproc: int, seeds: int) -> list[str]:
     launch = ([PYTHON, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc)]
               if nproc > 1 else [PYTHON])
-    command = [*launch, 'tools/diagnose.py', task.config, str(work_dir), '--random', str(n)]
+    command = [*launch, 'tools/diagnose.py', task.config, str(work_dir), '--random', str(n or task.n)]
     if seeds and task.strategy_baseline:
         command += ['--strategy-baseline', str(seeds)]
-    command += ['--cfg-options', f'diagnose.num_candidates={k if task.sample_based else 0}',
+    command += ['--cfg-options', f'diagnose.num_candidates={(k or task.k) if task.sample_based else 0}',
                *task.search_options, *task.diagnose_options]
     return command + (['--launcher', 'pytorch'] if nproc > 1 else [])
 
