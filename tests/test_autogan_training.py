@@ -95,15 +95,18 @@ def test_hinge_losses_equal_hand_computed_values():
 
 # --- trainer ----------------------------------------------------------------------------------
 
-def test_g_steps_every_n_critic_d_steps():
-    trainer = SharedGANTrainer(TINY)
+def test_g_steps_every_n_critic_d_steps_of_each_iteration():
+    """D steps 0, 5, 10 of every train_steps call (a search iteration): the official
+    ``step`` restarts at 0 every iteration, so an iteration that a reset cut short
+    (here 7 D steps) does not shift the next one's G steps."""
+    trainer = SharedGANTrainer(replace(TINY, reset_window=1000))  # no reset stops a call early
     batches, sample = real_batches(), stage0_sampler()
-    changed = []
-    for step in range(11):
-        before = g_params(trainer)
-        trainer.train_steps(1, batches, sample)
-        changed.append(any(not torch.equal(a, b) for a, b in zip(before, g_params(trainer))))
-    assert [step for step, did in enumerate(changed) if did] == [0, 5, 10]
+    generator_steps = []
+    trainer._g_step = lambda original=trainer._g_step: (generator_steps.append(trainer.d_step), original())[1]
+    trainer.train_steps(11, batches, sample)
+    trainer.train_steps(7, batches, sample)
+    trainer.train_steps(6, batches, sample)
+    assert generator_steps == [0, 5, 10, 11, 16, 18, 23]
 
 
 def test_discriminator_follows_the_sampled_stage():

@@ -7,8 +7,9 @@ search restored from :meth:`SharedGANTrainer.state_dict` continues exactly.
 
 Each minibatch trains one architecture drawn by ``sample_arch()`` (the core's
 ``Estimator.train_during_search`` passes one): a D step on every minibatch
-and a G step on every ``n_critic``-th (D steps 0, 5, 10, ...), both with the
-hinge loss. The discriminator runs the stage of the drawn architecture.
+and a G step on every ``n_critic``-th (D steps 0, 5, 10, ... of each
+:meth:`SharedGANTrainer.train_steps` call, a search iteration's training: the
+official ``step`` restarts at 0 every iteration), both with the hinge loss. The discriminator runs the stage of the drawn architecture.
 
 Under torchrun each rank trains on its slice of every batch and the gradients
 are averaged over the ranks (:mod:`gan.autogan.distributed` says how and why).
@@ -151,7 +152,9 @@ class SharedGANTrainer:
         for done in range(1, num_d_steps + 1):
             self._select(sample_arch())
             d_loss = self._d_step(next(real_batches).to(self.device))
-            if self.d_step % self.settings.n_critic == 0:
+            # Counted within the call, as the official step, so a reset that cut the
+            # last iteration short does not shift this one's G steps.
+            if (done - 1) % self.settings.n_critic == 0:
                 g_loss = self._g_step()
             self.d_step += 1
             if self.dynamic_reset.should_reset():
