@@ -229,6 +229,28 @@ def test_random_only_skips_the_ranking_and_failures_are_left_out(toy_search):
     assert not (work_dir / 'diagnostics' / 'scatter.png').exists()
 
 
+def test_the_pick_is_placed_by_the_lowest_of_its_seeds(toy_search):
+    """diagnose.pick_seeds=3 trains the pick with seeds 8, 9 and 10 (diagnosis seed 8), each
+    its own recorded training, and places it by the lowest score; a rerun trains nothing."""
+    config, work_dir = toy_search
+    options = {'diagnose.num_candidates': 0, 'diagnose.pick_seeds': 3}
+    report = diagnose(config, work_dir, 6, **options)
+    pick = report['random_baseline']['pick']
+    expected = {seed: standalone_score(pick['arch'], seed) for seed in (8, 9, 10)}
+    assert len(set(expected.values())) == 3  # the seeds change the stand-in's score
+    assert {int(seed): score for seed, score in pick['seed_scores'].items()} == pytest.approx(expected)
+    assert pick['standalone_score'] == pytest.approx(min(expected.values()))
+    scores = [row['standalone_score'] for row in report['random_baseline']['random']]
+    assert report['random_baseline']['percentile']['value'] == percentile_among(min(expected.values()),
+                                                                                scores)
+    assert 'lowest of its 3 trainings with different seeds' in report['verdict']
+    records = sorted((work_dir / 'diagnostics' / 'pick_seeds').glob('*.json'))
+    assert len(records) == 2 and len(trained_ids(work_dir)) == 6 + 1 + 2
+    before = {path: path.stat().st_mtime_ns for path in records}
+    diagnose(config, work_dir, 6, **options)
+    assert {path: path.stat().st_mtime_ns for path in records} == before
+
+
 def test_a_failed_pick_is_one_line(toy_search):
     config, work_dir = toy_search
     best = json.loads((work_dir / 'best_arch.json').read_text())['arch']

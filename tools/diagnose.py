@@ -29,6 +29,10 @@ def parse_args() -> argparse.Namespace:
                         help="also train N random architectures of the search's space and place "
                              "the search's pick (best_arch.json) among them (diagnose.num_random); "
                              'diagnose.num_candidates=0 skips the ranking of K candidates')
+    parser.add_argument('--pick-seeds', type=int, metavar='P',
+                        help='with --random: train the pick P times with different seeds and place '
+                             'its lowest score, so its own training noise cannot beat chance for it '
+                             '(diagnose.pick_seeds, default 1)')
     parser.add_argument('--strategy-baseline', type=int, metavar='S',
                         help="rerun the search's strategy and RandomSearch over S seeds with the "
                              "search's estimator (its trained shared weights) and as many evaluations, "
@@ -55,6 +59,8 @@ def main() -> int:
     cfg_options = parse_cfg_options(args.cfg_options)
     if args.random is not None:
         cfg_options['diagnose.num_random'] = args.random
+    if args.pick_seeds is not None:
+        cfg_options['diagnose.pick_seeds'] = args.pick_seeds
     if args.strategy_baseline is not None:
         cfg_options['diagnose.strategy_baseline'] = args.strategy_baseline
     report = run_diagnosis(args.config, args.work_dir, cfg_options, args.launcher, args.retry_failed)
@@ -95,6 +101,9 @@ def _print_random_baseline(baseline: dict, settings: dict, level: str) -> None:
           f"percentile={percentile['value']:.1f}%" + (f' [{ci[0]:.1f}%, {ci[1]:.1f}%]' if ci else '')
           + f" minus_median={_interval(minus_median)} ({level} bootstrap CIs, {baseline['scored']} "
           f"random architectures, {baseline['failed']} failed)")
+    if baseline['pick'].get('seed_scores'):
+        scores = ', '.join(f'seed {seed}: {score:.4f}' for seed, score in baseline['pick']['seed_scores'].items())
+        print(f'the pick placed by the lowest of its trainings ({scores})')
     print(f"best random {best['name']}={best['standalone_score']:.4f}: the pick "
           f"{'beats' if best['pick_beats_it'] else 'does not beat'} it")
     for name, reference in baseline['references'].items():

@@ -77,6 +77,7 @@ class DiagnoseSettings:
     num_random: int = 0  # N of the random baseline (--random N); 0: none
     random_architectures: dict | None = None  # where they come from (a differentiable search's task)
     strategy_baseline: int = 0  # S seeds of the strategy against RandomSearch (--strategy-baseline S)
+    pick_seeds: int = 1  # trainings of the pick with different seeds; its lowest score is placed
 
     @classmethod
     def from_config(cls, cfg: Config) -> 'DiagnoseSettings':
@@ -103,7 +104,7 @@ class DiagnoseSettings:
         if settings.random_architectures is not None:
             settings.random_architectures = dict(settings.random_architectures)
         optional = ('seed', 'num_candidates', 'num_random', 'strategy_baseline')  # 0: none
-        for name in ('top_k', 'bootstrap_samples', *optional):
+        for name in ('top_k', 'bootstrap_samples', 'pick_seeds', *optional):
             check_int(f'diagnose.{name}', getattr(settings, name), minimum=0 if name in optional else 1)
         if settings.strategy_baseline:
             StrategyBaseline.check_applies(cfg)
@@ -207,7 +208,7 @@ class Diagnosis:
         if baseline is not None:  # on every rank too: a failed pick stops them all alike
             random_baseline = summarize(baseline, trained, self.settings.bootstrap_samples,
                                         self.settings.confidence, self.settings.seed,
-                                        self.out / 'standalone')
+                                        self.out / 'standalone', self._retrain_pick(baseline.pick))
         strategy_baseline = None
         if self.settings.strategy_baseline:  # every rank: the reruns split their evaluations
             strategy_baseline = StrategyBaseline(
@@ -248,6 +249,30 @@ class Diagnosis:
             store, to_train, 'standalone training',
             lambda candidate: self.recipe.train_and_score(candidate.arch, self.out / 'runs' / candidate.id))
         return {candidate.id: record for candidate, record in zip(to_train, records)}
+
+    def _retrain_pick(self, pick: Candidate) -> dict[int, dict]:
+        """The pick's records under the other seeds of ``diagnose.pick_seeds``, by seed.
+
+        One standalone training is one draw of its recipe's noise; the random
+        baseline's interval covers which architectures were drawn, not that
+        noise. Training the pick again with other seeds shows how much of its
+        standing is its own training's luck.
+        """
+        seeds = [self.settings.seed + index for index in range(1, self.settings.pick_seeds)]
+        if not seeds:
+            return {}
+        repeats = [Candidate(f'{pick.key} seed {seed}', pick.arch, pick.search_score) for seed in seeds]
+        recipes = {candidate.id: build_component(
+            STANDALONE_RECIPES, self.settings.standalone, 'diagnose.standalone',
+            default_args=dict(config=self.cfg, space=self.space, seed=seed, work_dir=self.work_dir))
+            for candidate, seed in zip(repeats, seeds)}
+        store = CandidateRecords(self.out / 'pick_seeds', dict(recipe=self.settings.standalone,
+                                                               seed=self.settings.seed))
+        records = self._complete(
+            store, repeats, "the pick's training with another seed",
+            lambda candidate: recipes[candidate.id].train_and_score(candidate.arch,
+                                                                    self.out / 'runs' / candidate.id))
+        return dict(zip(seeds, records))
 
     def _score_ablations(self, candidates: list[Candidate]) -> dict[str, list[dict]]:
         """Each ablation's record of each K candidate, in their order."""

@@ -77,8 +77,13 @@ def _row(name: str, candidate: Candidate, record: dict) -> dict:
 
 
 def summarize(baseline: RandomBaseline, records: dict[str, dict], bootstrap_samples: int,
-              confidence: float, seed: int, records_dir: Path) -> dict:
+              confidence: float, seed: int, records_dir: Path,
+              pick_repeats: dict[int, dict] | None = None) -> dict:
     """The ``random_baseline`` section of the report, from each trained arch's record (by id).
+
+    ``pick_repeats``: the pick's records under other seeds (``diagnose.pick_seeds``),
+    by seed. The pick is then placed by the lowest of its successful trainings'
+    scores, so its own training's luck cannot make it beat chance.
 
     Failed trainings are listed and left out of the statistics. The pick's
     percentile and its score minus the random median come with bootstrap
@@ -91,6 +96,13 @@ def summarize(baseline: RandomBaseline, records: dict[str, dict], bootstrap_samp
         raise NasError(f"the pick's standalone training failed ({error.get('type')}: "
                        f"{error.get('message')}); see {records_dir} (rerun with --retry-failed once fixed)")
     pick = dict(_row('pick', baseline.pick, pick_record), search_score=baseline.pick.search_score)
+    if pick_repeats:
+        seed_scores = {seed: pick_record['score'],
+                       **{other: record['score'] for other, record in pick_repeats.items()
+                          if record['status'] == 'ok'}}
+        pick.update(seed_scores=seed_scores, standalone_score=min(seed_scores.values()),
+                    failed_seeds=sorted(other for other, record in pick_repeats.items()
+                                        if record['status'] != 'ok'))
     rows = [_row(f'r{index + 1}', candidate, records[candidate.id])
             for index, candidate in enumerate(baseline.randoms)]
     scored = [row for row in rows if row['status'] == 'ok']

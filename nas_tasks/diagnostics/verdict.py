@@ -95,6 +95,11 @@ def random_baseline_verdict(baseline: dict, level: str) -> str:
         f"{count} random architectures of its space trained the same way ({level} CI "
         f"{_percent_interval(percentile['ci'])}), {minus_median['value']:+.4g} over their median "
         f"{minus_median['median']:.4g} (CI {_score_interval(minus_median['ci'])})."]
+    seed_scores = baseline['pick'].get('seed_scores')
+    if seed_scores:
+        listed = ', '.join(f'{score:.4g}' for score in seed_scores.values())
+        sentences.append(f'That is the lowest of its {len(seed_scores)} trainings with different '
+                         f'seeds ({listed}).')
     if not (baseline['beat_chance'] or baseline['worse_than_chance']):
         sentences.append('The interval includes the median: more random architectures (--random) '
                          'narrow it.')
