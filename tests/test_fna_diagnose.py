@@ -178,3 +178,11 @@ def test_settings_with_delete_keys_build_the_same_recipe_twice():
     first, second = (recipe(cfg, cfg_options=options) for _ in range(2))
     for built in (first, second):
         assert built.train_cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=1e-3)
+
+
+def test_the_diagnosis_reads_the_picks_search_score_under_the_tasks_score_name():
+    """best_arch.json of an FNA segmentation search keeps its score as 'mIoU' (the task's
+    score_name); the diagnosis once looked for search.score_name's default, 'score'."""
+    from nas_tasks.diagnostics.diagnosis import search_score_name
+    assert search_score_name(search_config(FNA_SEGMENTATION)) == 'mIoU'
+    assert search_score_name(search_config('configs/detnas/detnas_retinanet_toy.py')) == 'bbox_mAP'

@@ -48,7 +48,7 @@ from nas_tasks.diagnostics.statistics import (bootstrap_indices, rank_agreement,
 from nas_tasks.diagnostics.verdict import write_verdict
 from nas_tasks.errors import NasError
 from nas_tasks.io import atomic_write_json, json_safe
-from nas_tasks.registry import SPACES
+from nas_tasks.registry import DIFFERENTIABLE_SEARCHES, SPACES
 from nas_tasks.search import DIFFERENTIABLE_SEARCH_KEY
 from nas_tasks.result import Result
 from nas_tasks.shared_dir import check_shared_work_dir
@@ -144,6 +144,16 @@ def run_diagnosis(config_path: str, work_dir: str, cfg_options: dict, launcher: 
     return Diagnosis(cfg, work, settings, retry_failed).run()
 
 
+def search_score_name(cfg: Config) -> str:
+    """The key of the search's score in its records and best_arch.json: a sample-based
+    search's ``search.score_name``, a differentiable task's own ``score_name``."""
+    if DIFFERENTIABLE_SEARCH_KEY in cfg:
+        task_type = cfg[DIFFERENTIABLE_SEARCH_KEY].get('type')
+        task = DIFFERENTIABLE_SEARCHES.get(task_type) if isinstance(task_type, str) else None
+        return getattr(task, 'score_name', None) or 'score'
+    return cfg.get('search', {}).get('score_name', 'score')
+
+
 class Diagnosis:
     """One diagnosis of the search in ``work_dir`` (files under ``work_dir/diagnostics``)."""
 
@@ -158,7 +168,7 @@ class Diagnosis:
         self.space = (build_component(SPACES, cfg.search_space, 'search_space')
                       if 'search_space' in cfg else None)
         self.canonical = self.space.canonical if self.space is not None else canonical_json
-        self.score_name = cfg.get('search', {}).get('score_name', 'score')
+        self.score_name = search_score_name(cfg)
         self.logger: logging.Logger = MMLogger.get_instance('nas_tasks')  # until the log file opens
 
     def _build_recipes(self, with_ablations: bool) -> None:
