@@ -252,3 +252,38 @@ if os.environ.get('PYTEST_XDIST_WORKER'):
     # 3 s test took 61 s beside a 2-thread subprocess).
     torch.set_num_threads(1)
     os.environ.update(ONE_THREAD)
+
+
+def assert_seeded_restartable_miou_training(standalone, draws, work_dir) -> None:
+    """A segmentation diagnosis recipe (``keep_checkpoints``, 4 iterations, a checkpoint every
+    2) scores the search's mIoU, trains two drawn architectures differently, the same one
+    alike in a fresh folder, and resumes a finished training from its last checkpoint."""
+    import random
+    arch, other = draws.draw(random.Random(0)), draws.draw(random.Random(1))
+    first = standalone.train_and_score(arch, work_dir / 'first')
+    assert first.score == first.metrics['mIoU'] and 0 <= first.score <= 100
+    assert {'aAcc', 'mAcc', 'train_loss'} <= set(first.metrics)
+    assert (work_dir / 'first' / 'iter_4.pth').is_file()
+    # Another architecture trains otherwise, so the equalities below can fail.
+    assert standalone.train_and_score(other, work_dir / 'other').metrics['train_loss'] \
+        != first.metrics['train_loss']
+    # The same architecture in a fresh folder: the same training and score.
+    assert standalone.train_and_score(arch, work_dir / 'again').metrics == first.metrics
+    # Restarted in its folder, the finished training resumes from its last checkpoint
+    # (nothing left to train: no loss logged) and scores the same.
+    restarted = standalone.train_and_score(arch, work_dir / 'first')
+    assert 'train_loss' not in restarted.metrics and restarted.score == first.score
+
+
+def built_diagnose_section(cfg):
+    """The random architectures a differentiable search config's ``diagnose`` section names
+    (built) and its settings, checked as the search and ``tools/diagnose.py --random`` check them."""
+    from nas_tasks.builder import build_component
+    from nas_tasks.diagnostics import RANDOM_ARCHITECTURES
+    from nas_tasks.diagnostics.diagnosis import DiagnoseSettings
+    from nas_tasks.search import check_search_keys
+    check_search_keys(cfg)  # the search itself accepts the section
+    settings = DiagnoseSettings.from_config(cfg)
+    draws = build_component(RANDOM_ARCHITECTURES, settings.random_architectures,
+                            'diagnose.random_architectures', default_args=dict(config=cfg))
+    return draws, settings

@@ -7,7 +7,8 @@ import random
 import pytest
 import torch
 
-from conftest import REPO, assert_one_line
+from conftest import (REPO, assert_one_line, assert_seeded_restartable_miou_training,
+                      built_diagnose_section)
 
 TOY_SEARCH = 'configs/auto_deeplab/auto_deeplab_toy.py'
 CITYSCAPES_SEARCH = 'configs/auto_deeplab/auto_deeplab_cityscapes.py'
@@ -130,15 +131,8 @@ def test_a_wrong_config_is_one_line(config, train_config, message):
 
 @pytest.mark.parametrize('config', [TOY_SEARCH, CITYSCAPES_SEARCH])
 def test_the_search_configs_diagnose_sections_build(config):
-    from nas_tasks.builder import build_component
-    from nas_tasks.diagnostics import RANDOM_ARCHITECTURES
-    from nas_tasks.diagnostics.diagnosis import DiagnoseSettings
-    from nas_tasks.search import check_search_keys
     cfg = search_config(config, **{'diagnose.num_random': 4})  # what --random 4 sets
-    check_search_keys(cfg)  # the search itself accepts the section
-    settings = DiagnoseSettings.from_config(cfg)
-    draws = build_component(RANDOM_ARCHITECTURES, settings.random_architectures,
-                            'diagnose.random_architectures', default_args=dict(config=cfg))
+    draws, settings = built_diagnose_section(cfg)
     assert len(draws.draw(random.Random(0))['path']) == (6 if config == TOY_SEARCH else 12)
     standalone = recipe(cfg, settings.standalone['train_config'])
     assert standalone.score_name == 'mIoU'
@@ -150,18 +144,4 @@ def test_a_tiny_training_is_seeded_restarts_and_scores_the_searchs_miou(toy_city
     standalone = recipe(cfg, keep_checkpoints=True, cfg_options=dict(
         train_cfg=dict(max_iters=4, val_interval=4), default_hooks=dict(checkpoint=dict(interval=2)),
         model=dict(backbone=dict(filter_multiplier=2), decode_head=dict(channels=16, c1_channels=8))))
-    draws = random_architectures(cfg)
-    arch, other = draws.draw(random.Random(0)), draws.draw(random.Random(1))
-    first = standalone.train_and_score(arch, tmp_path / 'first')
-    assert first.score == first.metrics['mIoU'] and 0 <= first.score <= 100
-    assert {'aAcc', 'mAcc', 'train_loss'} <= set(first.metrics)
-    assert (tmp_path / 'first' / 'iter_4.pth').is_file()
-    # Another architecture trains otherwise, so the equalities below can fail.
-    assert standalone.train_and_score(other, tmp_path / 'other').metrics['train_loss'] \
-        != first.metrics['train_loss']
-    # The same architecture in a fresh folder: the same training and score.
-    assert standalone.train_and_score(arch, tmp_path / 'again').metrics == first.metrics
-    # Restarted in its folder, the finished training resumes from its last checkpoint
-    # (nothing left to train: no loss logged) and scores the same.
-    restarted = standalone.train_and_score(arch, tmp_path / 'first')
-    assert 'train_loss' not in restarted.metrics and restarted.score == first.score
+    assert_seeded_restartable_miou_training(standalone, random_architectures(cfg), tmp_path)

@@ -7,7 +7,8 @@ import random
 import pytest
 import timm
 
-from conftest import REPO, assert_one_line
+from conftest import (REPO, assert_one_line, assert_seeded_restartable_miou_training,
+                      built_diagnose_section)
 from search_runs import FNA_DETECTION, FNA_SEGMENTATION
 
 SEG_FINETUNE = 'configs/fna/deeplabv3_fna_finetune_toy.py'
@@ -136,35 +137,14 @@ def test_a_tiny_adaptation_is_seeded_restarts_and_scores_the_searchs_miou(toy_ci
                         **{'model.backbone.seed.weights': str(fna_seed_weights)})
     standalone = recipe(cfg, keep_checkpoints=True, cfg_options=dict(
         train_cfg=dict(max_iters=4, val_interval=4), default_hooks=dict(checkpoint=dict(interval=2))))
-    draws = random_architectures(cfg)
-    arch, other = draws.draw(random.Random(0)), draws.draw(random.Random(1))
-    first = standalone.train_and_score(arch, tmp_path / 'first')
-    assert first.score == first.metrics['mIoU'] and 0 <= first.score <= 100
-    assert {'aAcc', 'mAcc', 'train_loss'} <= set(first.metrics)
-    assert (tmp_path / 'first' / 'iter_4.pth').is_file()
-    # Another architecture trains otherwise, so the equalities below can fail.
-    assert standalone.train_and_score(other, tmp_path / 'other').metrics['train_loss'] \
-        != first.metrics['train_loss']
-    # The same architecture in a fresh folder: the same training and score.
-    assert standalone.train_and_score(arch, tmp_path / 'again').metrics == first.metrics
-    # Restarted in its folder, the finished training resumes from its last checkpoint
-    # (nothing left to train: no loss logged) and scores the same.
-    restarted = standalone.train_and_score(arch, tmp_path / 'first')
-    assert 'train_loss' not in restarted.metrics and restarted.score == first.score
+    assert_seeded_restartable_miou_training(standalone, random_architectures(cfg), tmp_path)
 
 
 @pytest.mark.parametrize('config', [FNA_SEGMENTATION, FNA_DETECTION, 'configs/fna/fna_deeplabv3_cityscapes.py',
                                     'configs/fna/fna_retinanet_coco.py'])
 def test_the_fna_search_configs_diagnose_sections_build(config):
-    from nas_tasks.builder import build_component
-    from nas_tasks.diagnostics import RANDOM_ARCHITECTURES
-    from nas_tasks.diagnostics.diagnosis import DiagnoseSettings
-    from nas_tasks.search import check_search_keys
     cfg = search_config(config, **{'diagnose.num_random': 8})  # what --random 8 sets
-    check_search_keys(cfg)  # the search itself accepts the section
-    settings = DiagnoseSettings.from_config(cfg)
-    draws = build_component(RANDOM_ARCHITECTURES, settings.random_architectures,
-                            'diagnose.random_architectures', default_args=dict(config=cfg))
+    draws, settings = built_diagnose_section(cfg)
     draws.draw(random.Random(0))
     standalone = recipe(cfg, settings.standalone['train_config'])
     assert standalone.score_name == ('mIoU' if 'deeplab' in config else 'coco/bbox_mAP')
