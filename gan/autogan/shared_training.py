@@ -9,7 +9,8 @@ Each minibatch trains one architecture drawn by ``sample_arch()`` (the core's
 ``Estimator.train_during_search`` passes one): a D step on every minibatch
 and a G step on every ``n_critic``-th (D steps 0, 5, 10, ... of each
 :meth:`SharedGANTrainer.train_steps` call, a search iteration's training: the
-official ``step`` restarts at 0 every iteration), both with the hinge loss. The discriminator runs the stage of the drawn architecture.
+official ``step`` restarts at 0 every iteration), both with the hinge loss.
+The discriminator runs the stage of the drawn architecture.
 
 Under torchrun each rank trains on its slice of every batch and the gradients
 are averaged over the ranks (:mod:`gan.autogan.distributed` says how and why).

@@ -163,7 +163,8 @@ class ReinforceController(Strategy):
                  ppo_clip: float | None = None, ppo_epochs: int = 1, allow_repeats: bool = False,
                  betas: tuple[float, float] = (0.9, 0.999), entropy_in_reward: bool = False,
                  detach_entropy: bool = True, baseline_reset_steps: int | None = None,
-                 first_input: str = 'learned', init_range: float | None = 0.1, seed: int = 0, constraint: Callable[[Arch], bool] | None = None,
+                 first_input: str = 'learned', init_range: float | None = 0.1, seed: int = 0,
+                 constraint: Callable[[Arch], bool] | None = None,
                  max_sample_tries: int = 1000):
         super().__init__(space, seed, constraint, max_sample_tries)
         check_int('num_steps', num_steps, minimum=1)
