@@ -107,3 +107,25 @@ def _cache_key(dataset_cfg: dict) -> str:
             files.append([path, stat and stat.st_size, stat and stat.st_mtime_ns])
     return json.dumps([scope and scope.scope_name, dataset_cfg, files], sort_keys=True,
                       default=repr)
+
+
+def subset_of(dataset, indices: list[int]):
+    """``dataset.get_subset(indices)`` (mmengine's ``BaseDataset``) with a fresh copy memo.
+
+    mmengine's ``BaseDataset._copy_without_annotation(self, memo=dict())``
+    deep-copies everything but the annotations into one default memo shared by
+    every call in the process. It keeps each subset's copies alive, and once a
+    dataset it copied is freed, a new object at the same address deep-copies
+    to that old dataset's copy: seen in the suite as a CocoDataset in a
+    subset's ``pipeline`` ("'CocoDataset' object is not callable"), after many
+    searches in one process. Clearing that memo before and after each call
+    gives every subset a memo of its own.
+    """
+    copy_without_annotation = getattr(type(dataset), '_copy_without_annotation', None)
+    defaults = getattr(copy_without_annotation, '__defaults__', None) or ()
+    shared_memo = defaults[0] if defaults and isinstance(defaults[0], dict) else {}
+    shared_memo.clear()
+    try:
+        return dataset.get_subset(indices)
+    finally:
+        shared_memo.clear()

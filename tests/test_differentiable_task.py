@@ -83,6 +83,23 @@ def image_ids(dataset):
     return [dataset.get_data_info(i)['img_id'] for i in range(len(dataset))]
 
 
+def test_halves_do_not_use_mmengines_process_wide_copy_memo(toy_coco):
+    """mmengine's BaseDataset._copy_without_annotation defaults to one memo dict for the
+    process: once an object it copied is freed, a new object at its address copies to
+    the old copy (the suite once saw a CocoDataset as a half's pipeline). A stale entry
+    planted for the pipeline's address stands for that reuse."""
+    from mmengine.dataset import BaseDataset
+    shared_memo = BaseDataset._copy_without_annotation.__defaults__[0]
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        task = ToyDetectionSearch(toy_config(toy_coco), TRAINER)
+        train_set = task.build_dataset('train')
+        shared_memo[id(train_set.pipeline)] = 'the copy of a freed object'
+        for half in task.halves(train_set):
+            assert callable(half.pipeline) and half.pipeline is not train_set.pipeline
+            assert half[0]['inputs'].shape[0] == 3  # its samples go through the pipeline
+    assert not shared_memo  # nothing kept alive for the life of the process
+
+
 def test_halves_are_datasets_of_the_config_split_by_the_seed(toy_coco, tmp_path):
     cfg = toy_config(toy_coco)
     with DefaultScope.overwrite_default_scope('mmdet'):

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from nas_tasks import dist
 from nas_tasks.builder import check_settings, settings_of
+from nas_tasks.built_datasets import subset_of
 from nas_tasks.data_paths import check_dataset_paths
 from nas_tasks.differentiable.schedules import check_retired_settings
 from nas_tasks.differentiable.trainer import DifferentiableTrainer
@@ -183,7 +184,7 @@ class DifferentiableSearchTask:
                            "derived from mmengine's BaseDataset)")
         order = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed)).tolist()
         num_weight = size - num_arch
-        weight_half = dataset.get_subset(order[:num_weight])
+        weight_half = subset_of(dataset, order[:num_weight])
         if self.weight_pipeline == 'val':
             if not hasattr(weight_half, 'pipeline'):
                 raise NasError(f"weight_pipeline='val' gives the weight half the val pipeline, "
@@ -192,7 +193,7 @@ class DifferentiableSearchTask:
             # get_subset deep-copied the pipeline: replacing it leaves the other half's alone.
             with DefaultScope.overwrite_default_scope(self.default_scope):
                 weight_half.pipeline = Compose(self._val_pipeline_steps())
-        return weight_half, dataset.get_subset(order[num_weight:])
+        return weight_half, subset_of(dataset, order[num_weight:])
 
     def _val_pipeline_steps(self) -> list:
         """A copy of ``val_dataloader.dataset.pipeline``, checked to load the annotations
