@@ -51,15 +51,17 @@ def test_a_space_too_small_for_n_distinct_draws_is_one_line():
         draw_distinct(SpaceSample(space, None), 4, seed=0, canonical=space.canonical)
 
 
-def test_detnas_draws_meet_the_searchs_flops_limit_with_its_cost_table():
-    """The core builds the search's constraint (estimator's cost model) and draws under it."""
+def test_detnas_draws_meet_the_searchs_flops_limit_with_its_cost_table(toy_coco):
+    """The core builds the search's constraint (estimator's cost model) and draws under it.
+    (The estimator checks its data: the session's toy set stands in for the config's.)"""
     from nas_tasks.builder import build_component, load_config
     from nas_tasks.diagnostics.random_draws import build_random_architectures
     from nas_tasks.modules import register_all_modules
     from nas_tasks.registry import COST_MODELS, SPACES
     register_all_modules()
     limit = 290e6  # tighter than the config's 300M: about half the uniform draws exceed it
-    cfg = load_config(str(REPO / TOY_CONFIG), {'search.constraints.flops.max': limit})
+    cfg = load_config(str(REPO / TOY_CONFIG), {'search.constraints.flops.max': limit,
+                                               'data_root': f'{toy_coco}/'})
     space = build_component(SPACES, cfg.search_space, 'search_space')
     costs = build_component(COST_MODELS, cfg.estimator.cost_model, 'cost_model').costs
     source = build_random_architectures(cfg, space, None, seed=1, work_dir=Path('unused'))
