@@ -173,12 +173,19 @@ class Diagnosis:
 
     def _build_recipes(self, with_ablations: bool) -> None:
         """The standalone recipe, and the ablations where there are candidates to score."""
-        args = dict(config=self.cfg, space=self.space, seed=self.settings.seed, work_dir=self.work_dir)
-        self.recipe = build_component(STANDALONE_RECIPES, self.settings.standalone, 'diagnose.standalone',
-                                      default_args=args)
+        args = self._built_with(self.settings.seed)
+        self.recipe = self._standalone_recipe(self.settings.seed)
         self.ablations = [build_component(SEARCH_ABLATIONS, ablation, f'diagnose.ablations[{index}]',
                                           default_args=args)
                           for index, ablation in enumerate(self.settings.ablations if with_ablations else [])]
+
+    def _built_with(self, seed: int) -> dict:
+        """What a recipe or an ablation is built with (the names its constructor may take)."""
+        return dict(config=self.cfg, space=self.space, seed=seed, work_dir=self.work_dir)
+
+    def _standalone_recipe(self, seed: int):
+        return build_component(STANDALONE_RECIPES, self.settings.standalone, 'diagnose.standalone',
+                               default_args=self._built_with(seed))
 
     def _open_log(self) -> logging.Logger:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -272,16 +279,14 @@ class Diagnosis:
         if not seeds:
             return {}
         repeats = [Candidate(f'{pick.key} seed {seed}', pick.arch, pick.search_score) for seed in seeds]
-        recipes = {candidate.id: build_component(
-            STANDALONE_RECIPES, self.settings.standalone, 'diagnose.standalone',
-            default_args=dict(config=self.cfg, space=self.space, seed=seed, work_dir=self.work_dir))
-            for candidate, seed in zip(repeats, seeds)}
+        seed_of = {candidate.id: seed for candidate, seed in zip(repeats, seeds)}
         store = CandidateRecords(self.out / 'pick_seeds', dict(recipe=self.settings.standalone,
                                                                seed=self.settings.seed))
+        # Each repeat's recipe is built by the rank that trains it, when it does.
         records = self._complete(
             store, repeats, "the pick's training with another seed",
-            lambda candidate: recipes[candidate.id].train_and_score(candidate.arch,
-                                                                    self.out / 'runs' / candidate.id))
+            lambda candidate: self._standalone_recipe(seed_of[candidate.id]).train_and_score(
+                candidate.arch, self.out / 'runs' / candidate.id))
         return dict(zip(seeds, records))
 
     def _score_ablations(self, candidates: list[Candidate]) -> dict[str, list[dict]]:
